@@ -1,0 +1,336 @@
+"""The d2l library for MXNet Gluon, saved from the notebooks of chapter_bert.
+
+Everything below the banner is written by ``d2lbook build lib`` from the
+notebook cells marked ``#@save``: edit the notebooks, not this file.
+"""
+
+import collections
+import hashlib
+import io
+import json
+import math
+import os
+import random
+import re
+import shutil
+import sys
+import tarfile
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import zipfile
+
+import numpy as onp
+from IPython import display, get_ipython
+from matplotlib import pyplot as plt
+from matplotlib.figure import Figure
+from mxnet import autograd, gluon, init, np, npx
+from mxnet.gluon import nn
+
+d2l = sys.modules[__name__]
+npx.set_np()
+
+#################   WARNING   ################
+# The below part is generated automatically through:
+#    d2lbook build lib
+# Don't edit it directly
+
+def try_gpu(i=0):
+    """Return gpu(i) if it exists, otherwise cpu().
+
+    Defined in :numref:`sec_tools`"""
+    return npx.gpu(i) if npx.num_gpus() >= i + 1 else npx.cpu()
+
+def try_all_gpus():
+    """Return all available GPUs, or [cpu()] if there is no GPU.
+
+    Defined in :numref:`sec_tools`"""
+    return [npx.gpu(i) for i in range(npx.num_gpus())] or [npx.cpu()]
+
+class Timer:
+    """Record the duration of several intervals."""
+    def __init__(self):
+        """Defined in :numref:`sec_tools`"""
+        self.times = []
+        self.start()
+
+    def start(self):
+        """Start a new interval."""
+        self.tik = time.time()
+
+    def stop(self):
+        """End the interval and return its length in seconds."""
+        self.times.append(time.time() - self.tik)
+        return self.times[-1]
+
+    def avg(self):
+        """Return the mean interval length."""
+        return sum(self.times) / len(self.times)
+
+    def sum(self):
+        """Return the total of all intervals."""
+        return sum(self.times)
+
+    def cumsum(self):
+        """Return the running totals of the intervals."""
+        return onp.cumsum(self.times).tolist()
+
+class Accumulator:
+    """Keep running sums of n quantities."""
+    def __init__(self, n):
+        """Defined in :numref:`sec_tools`"""
+        self.data = [0.0] * n
+
+    def add(self, *args):
+        """Add one value to each of the n sums."""
+        self.data = [a + float(b) for a, b in zip(self.data, args)]
+
+    def reset(self):
+        """Set every sum back to zero."""
+        self.data = [0.0] * len(self.data)
+
+    def __getitem__(self, idx):
+        return self.data[idx]
+
+class Animator:
+    """Plot curves point by point, redrawing one figure in place."""
+    def __init__(self, xlabel=None, ylabel=None, legend=(), xlim=None,
+                 ylim=None, xscale='linear', yscale='linear',
+                 fmts=('-', 'm--', 'g-.', 'r:'), figsize=(3.5, 2.5)):
+        """Defined in :numref:`sec_tools`"""
+        self.fig = Figure(figsize=figsize)
+        self.axes = self.fig.add_subplot()
+        self.config = dict(xlabel=xlabel, ylabel=ylabel, xlim=xlim,
+                           ylim=ylim, xscale=xscale, yscale=yscale)
+        self.legend, self.fmts = list(legend), fmts
+        self.X, self.Y, self.handle = None, None, None
+
+    def add(self, x, y):
+        """Append one point to each curve and redraw."""
+        ys = list(y) if hasattr(y, '__len__') else [y]
+        if self.X is None:
+            self.X, self.Y = [[] for _ in ys], [[] for _ in ys]
+        for i, value in enumerate(ys):
+            if value is not None:
+                self.X[i].append(x)
+                self.Y[i].append(float(value))
+        self.draw()
+
+    def draw(self):
+        """Redraw every curve and refresh the figure shown in Jupyter."""
+        self.axes.cla()
+        for xs, ys, fmt in zip(self.X, self.Y, self.fmts):
+            self.axes.plot(xs, ys, fmt)
+        self.axes.set(**self.config)
+        if self.legend:
+            self.axes.legend(self.legend)
+        self.axes.grid()
+        self.fig.tight_layout()
+        if get_ipython() is None:
+            return
+        svg = io.StringIO()
+        self.fig.savefig(svg, format='svg')
+        if self.handle is None:
+            self.handle = display.display(display.SVG(svg.getvalue()),
+                                          display_id=True)
+        else:
+            self.handle.update(display.SVG(svg.getvalue()))
+
+def tokenize(lines, token='word'):
+    """Split each line into word or character tokens.
+
+    Defined in :numref:`sec_tools`"""
+    if token == 'word':
+        return [line.split() for line in lines]
+    if token == 'char':
+        return [list(line) for line in lines]
+    raise ValueError(f"unknown token type {token!r}: expected 'word' or "
+                     "'char'")
+
+class Vocab:
+    """Map tokens to indices and back; index 0 is the unknown token."""
+    def __init__(self, tokens=(), min_freq=0, reserved_tokens=()):
+        """Count tokens; index those seen at least min_freq times.
+
+        Defined in :numref:`sec_tools`"""
+        if tokens and not isinstance(tokens[0], str):
+            tokens = [token for line in tokens for token in line]
+        counts = collections.Counter(tokens)
+        # sorted() is stable: equally frequent tokens keep first-seen order
+        self.token_freqs = sorted(counts.items(), key=lambda kv: kv[1],
+                                  reverse=True)
+        self.idx_to_token = ['<unk>'] + list(reserved_tokens)
+        known = set(self.idx_to_token)
+        self.idx_to_token += [token for token, freq in self.token_freqs
+                              if freq >= min_freq and token not in known]
+        self.token_to_idx = {token: idx
+                             for idx, token in enumerate(self.idx_to_token)}
+
+    def __len__(self):
+        return len(self.idx_to_token)
+
+    def __getitem__(self, tokens):
+        """Return the index of a token, or the indices of a list of tokens."""
+        if isinstance(tokens, (list, tuple)):
+            return [self.token_to_idx.get(token, 0) for token in tokens]
+        return self.token_to_idx.get(tokens, 0)
+
+    def to_tokens(self, indices):
+        """Return the token of an index, or the tokens of a list of indices."""
+        if isinstance(indices, (list, tuple)):
+            return [self.idx_to_token[int(i)] for i in indices]
+        return self.idx_to_token[int(indices)]
+
+    @property
+    def unk(self):
+        """Index of the unknown token."""
+        return 0
+
+DATA_HUB = dict()
+
+class DataError(RuntimeError):
+    """A dataset could not be downloaded, verified or read.
+
+    Defined in :numref:`sec_tools`"""
+
+def sha1sum(path):
+    """Return the hex SHA-1 digest of a file.
+
+    Defined in :numref:`sec_tools`"""
+    digest = hashlib.sha1()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+def _hub_override(name):
+    """Return the D2L_DATA_HUB entry for a dataset, or None.
+
+    Defined in :numref:`sec_tools`"""
+    path = os.environ.get('D2L_DATA_HUB')
+    if not path:
+        return None
+    try:
+        with open(path, encoding='utf-8') as f:
+            hub = json.load(f)
+    except (OSError, ValueError) as e:
+        raise DataError(f'cannot read the D2L_DATA_HUB file {path}: {e}')
+    entry = hub.get(name)
+    if entry is not None and not (isinstance(entry, list) and len(entry) == 2):
+        raise DataError(f'{path}: the entry for {name!r} should be '
+                        f'["url", "sha1"], got {entry!r}')
+    return entry
+
+def hub_overridden(name):
+    """Return whether D2L_DATA_HUB overrides a dataset's entry.
+
+    Defined in :numref:`sec_tools`"""
+    return _hub_override(name) is not None
+
+def hub_entry(name):
+    """Return (mirror URLs, SHA-1) of a dataset, honoring D2L_DATA_HUB.
+
+    Defined in :numref:`sec_tools`"""
+    entry = _hub_override(name) or DATA_HUB.get(name)
+    if entry is None:
+        raise DataError(f'unknown dataset {name!r}: it is neither in '
+                        'd2l.DATA_HUB nor in the D2L_DATA_HUB file')
+    urls, sha1 = entry
+    return ((urls,) if isinstance(urls, str) else tuple(urls)), sha1
+
+def data_dir():
+    """Return the cache directory: $D2L_DATA_DIR, or ../data.
+
+    Defined in :numref:`sec_tools`"""
+    return os.environ.get('D2L_DATA_DIR', os.path.join('..', 'data'))
+
+USER_AGENT = ('Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 '
+              '(KHTML, like Gecko) Chrome/120.0 Safari/537.36')
+
+def _fetch(url, fname, sha1):
+    """Download url to fname atomically, only if its SHA-1 matches.
+
+    Defined in :numref:`sec_tools`"""
+    request = urllib.request.Request(url, headers={'User-Agent': USER_AGENT})
+    tmp = None
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response, \
+                tempfile.NamedTemporaryFile(
+                    dir=os.path.dirname(fname) or '.', prefix='.partial-',
+                    delete=False) as f:
+            tmp, digest = f.name, hashlib.sha1()
+            for chunk in iter(lambda: response.read(1 << 20), b''):
+                digest.update(chunk)
+                f.write(chunk)
+        if digest.hexdigest() != sha1:
+            raise DataError(f'SHA-1 mismatch: expected {sha1}, got '
+                            f'{digest.hexdigest()}')
+        os.replace(tmp, fname)
+    finally:
+        if tmp and os.path.exists(tmp):
+            os.remove(tmp)
+
+def download(name, cache_dir=None):
+    """Download a DATA_HUB file into the cache, verify it, return its path.
+
+    Defined in :numref:`sec_tools`"""
+    urls, sha1 = hub_entry(name)
+    cache_dir = cache_dir or data_dir()
+    os.makedirs(cache_dir, exist_ok=True)
+    fname = os.path.join(cache_dir, urls[0].rstrip('/').split('/')[-1])
+    if os.path.exists(fname):
+        if sha1sum(fname) == sha1:
+            return fname
+        os.remove(fname)
+    failures = []
+    for url in urls:
+        print(f'Downloading {fname} from {url}...')
+        try:
+            _fetch(url, fname, sha1)
+            return fname
+        except (OSError, DataError) as e:  # network errors are OSErrors
+            failures.append(f'\n  {url}: {e}')
+    raise DataError(f'cannot download dataset {name!r} (expected SHA-1 '
+                    f'{sha1}) from any mirror:{"".join(failures)}')
+
+def _extract(fname, target, sha1):
+    """Extract an archive into target atomically, unless already done.
+
+    Defined in :numref:`sec_tools`"""
+    stamp = os.path.join(target, '.sha1')
+    if os.path.exists(stamp):
+        with open(stamp, encoding='utf-8') as f:
+            if f.read() == sha1:
+                return
+    tmp = tempfile.mkdtemp(dir=os.path.dirname(target), prefix='.partial-')
+    try:
+        if fname.endswith('.zip'):
+            with zipfile.ZipFile(fname) as archive:
+                archive.extractall(tmp)
+        else:
+            with tarfile.open(fname) as archive:
+                archive.extractall(tmp, filter='data')
+        with open(os.path.join(tmp, '.sha1'), 'w', encoding='utf-8') as f:
+            f.write(sha1)
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(tmp, target)
+    except Exception as e:
+        os.remove(fname)
+        raise DataError(f'cannot extract the archive {fname}: '
+                        f'{type(e).__name__}: {e}') from e
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+def download_extract(name, folder=None):
+    """Download and extract a zip/tar archive; return its directory.
+
+    Defined in :numref:`sec_tools`"""
+    fname = download(name)
+    match = re.fullmatch(r'(.+)\.(zip|tar|tar\.gz|tgz)', fname)
+    if match is None:
+        raise DataError(f'{fname}: only .zip, .tar, .tar.gz and .tgz '
+                        'archives can be extracted')
+    target = match.group(1)
+    _extract(fname, target, hub_entry(name)[1])
+    return os.path.join(target, folder) if folder else target

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The tests: unit tests of the library, the check that the notebooks and
+# d2l/mxnet.py agree, every notebook executed cell by cell with nbval, and the
+# HTML book built and opened in headless Chromium. Runs offline: WikiText-2
+# comes from the project's own fixture through tests/offline_hub.py.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+if ! command -v chromium >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "Installing Debian's chromium for the browser test..."
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "The browser test needs chromium on PATH (Debian: apt-get install chromium)." >&2
+    exit 1
+  fi
+fi
+source scripts/env.sh
+
+# Build the book from a copy of the sources so that your _build/ is untouched.
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+git ls-files --cached --others --exclude-standard -z | xargs -0 cp --parents -t "$work"
+echo "Building the HTML book offline in $work ..."
+if ! (cd "$work" && python tests/offline_hub.py -- \
+        python scripts/d2lbook_run.py build html) > "$work/book.log" 2>&1; then
+  tail -n 60 "$work/book.log"
+  echo "The book build failed (log above)." >&2
+  exit 1
+fi
+python scripts/md2ipynb.py "$work/nbval" > /dev/null
+BOOK_HTML_DIR="$work/_build/html" python tests/offline_hub.py -- \
+  python -m pytest -p no:cacheprovider --rootdir . -c pyproject.toml \
+  tests "$work/nbval" --nbval-lax --nbval-current-env

@@ -1,0 +1,71 @@
+"""Devices, timing, plotting and vocabularies from the tools section."""
+
+import time
+
+import pytest
+from mxnet import npx
+
+from d2l import mxnet as d2l
+
+
+def test_devices_fall_back_to_the_cpu():
+    # This machine has no GPU: both helpers must name the CPU.
+    assert npx.num_gpus() == 0
+    assert d2l.try_gpu() == npx.cpu()
+    assert d2l.try_all_gpus() == [npx.cpu()]
+
+
+def test_timer_sums_its_intervals():
+    timer = d2l.Timer()
+    for _ in range(3):
+        timer.start()
+        time.sleep(0.01)
+        timer.stop()
+    assert len(timer.times) == 3
+    assert timer.sum() >= 0.03
+    assert timer.avg() == pytest.approx(timer.sum() / 3)
+    assert timer.cumsum()[-1] == pytest.approx(timer.sum())
+
+
+def test_accumulator_adds_and_resets():
+    metric = d2l.Accumulator(2)
+    metric.add(1, 2.5)
+    metric.add(3, 0.5)
+    assert (metric[0], metric[1]) == (4.0, 3.0)
+    metric.reset()
+    assert (metric[0], metric[1]) == (0.0, 0.0)
+
+
+def test_animator_keeps_every_point_without_ipython():
+    animator = d2l.Animator(xlabel='step', legend=['a', 'b'])
+    for step in range(5):
+        animator.add(step, (step, None if step % 2 else -step))
+    assert animator.X == [[0, 1, 2, 3, 4], [0, 2, 4]]
+    assert animator.Y[1] == [0.0, -2.0, -4.0]
+    assert animator.handle is None  # nothing to display outside Jupyter
+    lines = animator.axes.get_lines()
+    assert [list(line.get_xdata()) for line in lines] == animator.X
+
+
+def test_tokenize_words_and_chars():
+    assert d2l.tokenize(['a  b c', '']) == [['a', 'b', 'c'], []]
+    assert d2l.tokenize(['ab'], token='char') == [['a', 'b']]
+    with pytest.raises(ValueError, match="'bytes'"):
+        d2l.tokenize(['ab'], token='bytes')
+
+
+def test_vocab_orders_filters_and_maps_back():
+    tokens = d2l.tokenize(['b a b c', 'a b d d'])
+    vocab = d2l.Vocab(tokens, min_freq=2, reserved_tokens=['<pad>', '<cls>'])
+    # <unk>, reserved in order, then by decreasing count (b:3, a:2, d:2 seen after a)
+    assert vocab.idx_to_token == ['<unk>', '<pad>', '<cls>', 'b', 'a', 'd']
+    assert vocab['c'] == vocab.unk == 0
+    assert vocab[['a', 'zzz']] == [4, 0]
+    assert vocab.to_tokens([3, 5]) == ['b', 'd'] and vocab.to_tokens(1) == '<pad>'
+    assert len(vocab) == 6
+    assert vocab.token_freqs[0] == ('b', 3)
+
+
+def test_vocab_does_not_duplicate_unk_or_reserved_tokens():
+    vocab = d2l.Vocab(['<unk>', '<pad>', 'x', '<unk>'], reserved_tokens=['<pad>'])
+    assert vocab.idx_to_token == ['<unk>', '<pad>', 'x']
