@@ -334,3 +334,150 @@ def download_extract(name, folder=None):
     target = match.group(1)
     _extract(fname, target, hub_entry(name)[1])
     return os.path.join(target, folder) if folder else target
+
+d2l.DATA_HUB['wikitext-2'] = (
+    ('https://wikitext.smerity.com/wikitext-2-v1.zip',),
+    '3c914d17d80b1459be871a5039ac23e752a53cbe')
+
+WIKITEXT2_SHA1 = {
+    'wiki.train.tokens': '863f29c46ef9d167fff4940ec821195882fe29d1',
+    'wiki.valid.tokens': '0418625c8b4da6e4b5c7a0b9e78d4ae8f7ee5422',
+    'wiki.test.tokens': 'c7b8ce0aa086fb34dab808c5c49224211eb2b172'}
+
+def _download_wiki():
+    """Download WikiText-2; return the directory of its verified text files.
+
+    Defined in :numref:`sec_bert-dataset`"""
+    data_dir = d2l.download_extract('wikitext-2', 'wikitext-2')
+    train = os.path.join(data_dir, 'wiki.train.tokens')
+    if not os.path.isfile(train):
+        raise d2l.DataError(f'{train} is missing: the wikitext-2 archive '
+                            'must hold wikitext-2/wiki.train.tokens')
+    if d2l.hub_overridden('wikitext-2'):
+        return data_dir  # the overriding archive's SHA-1 is the contract
+    for name, sha1 in WIKITEXT2_SHA1.items():
+        path = os.path.join(data_dir, name)
+        actual = d2l.sha1sum(path) if os.path.exists(path) else sha1
+        if actual != sha1:
+            raise d2l.DataError(f'{path}: SHA-1 mismatch: expected {sha1} '
+                                f'(canonical WikiText-2), got {actual}')
+    return data_dir
+
+def _read_wiki(data_dir):
+    """Read wiki.train.tokens as paragraphs of lowercase sentences.
+
+    Defined in :numref:`sec_bert-dataset`"""
+    path = os.path.join(data_dir, 'wiki.train.tokens')
+    try:
+        with open(path, encoding='utf-8') as f:
+            lines = f.readlines()
+    except UnicodeDecodeError as e:
+        raise d2l.DataError(f'{path} is not UTF-8 text: {e}') from e
+    paragraphs = [line.strip().lower().split(' . ') for line in lines]
+    paragraphs = [p for p in paragraphs if len(p) >= 2]
+    if not paragraphs:
+        raise d2l.DataError(f'{path}: no line holds two sentences joined by '
+                            '" . "; expected WikiText, one paragraph per line')
+    return paragraphs
+
+def _get_nsp_pairs(num_sentences):
+    """Pair each sentence with its successor or, half the time, another.
+
+    Defined in :numref:`sec_bert-dataset`"""
+    num_sentences = onp.asarray(num_sentences)
+    ends = onp.cumsum(num_sentences)
+    starts = ends - num_sentences
+    first = onp.setdiff1d(onp.arange(ends[-1]), ends - 1)  # has a successor
+    is_next = onp.random.rand(len(first)) < 0.5
+    paragraph = onp.random.randint(len(num_sentences), size=len(first))
+    random_sentence = (starts[paragraph]
+                       + onp.random.randint(num_sentences[paragraph]))
+    return first, onp.where(is_next, first + 1, random_sentence), is_next
+
+def _index_sentences(sentences, vocab):
+    """Concatenate sentence ids, each ended by <sep>; return ids and starts.
+
+    Defined in :numref:`sec_bert-dataset`"""
+    ids = vocab[[token for s in sentences for token in s + ['<sep>']]]
+    starts = onp.cumsum([0] + [len(s) + 1 for s in sentences])
+    return onp.array(ids, dtype=onp.int32), starts
+
+def _pack_pairs(ids, starts, first, second, max_len, vocab):
+    """Return tokens, segments and valid_lens of pairs padded to max_len.
+
+    Defined in :numref:`sec_bert-dataset`"""
+    pos = onp.arange(max_len)
+    sizes = onp.diff(starts)  # sentence lengths, plus one for <sep>
+    end_a = (1 + sizes[first])[:, None]
+    valid_lens = end_a + sizes[second][:, None]
+    src = onp.where(pos < end_a, starts[first][:, None] + pos - 1,
+                    starts[second][:, None] + pos - end_a)
+    tokens = onp.where(pos < valid_lens, ids.take(src, mode='clip'),
+                       vocab['<pad>']).astype(onp.int32)
+    tokens[:, 0] = vocab['<cls>']
+    segments = ((pos >= end_a) & (pos < valid_lens)).astype(onp.int32)
+    return tokens, segments, valid_lens[:, 0]
+
+def _mask_tokens(tokens, valid_lens, vocab):
+    """Pick 15% of each row's words to predict and corrupt them 80/10/10.
+
+    Defined in :numref:`sec_bert-dataset`"""
+    num_slots = round(0.15 * tokens.shape[1])
+    num_preds = onp.maximum(1, onp.round(0.15 * valid_lens))
+    in_use = onp.arange(num_slots) < num_preds[:, None]
+    keys = onp.random.rand(*tokens.shape)
+    keys[onp.isin(tokens, vocab[['<cls>', '<sep>', '<pad>']])] = 2
+    pred_positions = onp.where(in_use, keys.argsort(axis=1)[:, :num_slots], 0)
+    rows, slots = in_use.nonzero()
+    cols = pred_positions[rows, slots]
+    labels = tokens[rows, cols]
+    words = onp.setdiff1d(onp.arange(len(vocab)), vocab[
+        ['<unk>', '<pad>', '<mask>', '<cls>', '<sep>']])
+    random_words = words[onp.random.randint(len(words), size=len(rows))]
+    u = onp.random.rand(len(rows))
+    masked = tokens.copy()
+    masked[rows, cols] = onp.where(u < 0.8, vocab['<mask>'],
+                                   onp.where(u < 0.9, random_words, labels))
+    mlm_labels = onp.zeros(in_use.shape, onp.int32)
+    mlm_labels[rows, slots] = labels
+    return (masked, pred_positions.astype(onp.int32),
+            in_use.astype(onp.float32), mlm_labels)
+
+class _WikiTextDataset(gluon.data.Dataset):
+    """Masked language modeling and next sentence prediction examples.
+
+    Defined in :numref:`sec_bert-dataset`"""
+    def __init__(self, paragraphs, max_len):
+        sentences = d2l.tokenize([s for p in paragraphs for s in p])
+        self.vocab = d2l.Vocab(sentences, min_freq=5, reserved_tokens=[
+            '<pad>', '<mask>', '<cls>', '<sep>'])
+        ids, starts = _index_sentences(sentences, self.vocab)
+        first, second, is_next = _get_nsp_pairs([len(p) for p in paragraphs])
+        sizes = onp.diff(starts)
+        pair_lens = sizes[first] + sizes[second] + 1
+        keep = pair_lens <= max_len
+        if not keep.any():
+            raise ValueError(f'no sentence pair fits max_len={max_len}: the '
+                             f'shortest has {pair_lens.min()} tokens')
+        tokens, segments, valid_lens = _pack_pairs(
+            ids, starts, first[keep], second[keep], max_len, self.vocab)
+        masked, pred_positions, mlm_weights, mlm_labels = _mask_tokens(
+            tokens, valid_lens, self.vocab)
+        valid_lens = valid_lens.astype(onp.float32)
+        nsp_labels = is_next[keep].astype(onp.int32)
+        self.arrays = (masked, segments, valid_lens, pred_positions,
+                       mlm_weights, mlm_labels, nsp_labels)
+
+    def __getitem__(self, idx):
+        return tuple(array[idx] for array in self.arrays)
+
+    def __len__(self):
+        return len(self.arrays[0])
+
+def load_data_wiki(batch_size, max_len):
+    """Load WikiText-2 for BERT pretraining; return (train_iter, vocab).
+
+    Defined in :numref:`sec_bert-dataset`"""
+    train_set = _WikiTextDataset(_read_wiki(_download_wiki()), max_len)
+    train_iter = gluon.data.DataLoader(train_set, batch_size, shuffle=True)
+    return train_iter, train_set.vocab

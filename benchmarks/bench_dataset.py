@@ -1,0 +1,152 @@
+"""Time our BERT pretraining dataset against d2l 0.17.6's on the same text.
+
+Each implementation runs in its own process: ours with the project's venv,
+d2l 0.17.6's with benchmarks/.venv-d2l0176 (create it with
+benchmarks/setup_d2l0176.sh). Both see the same text, the same paragraphs and
+the same seeds, and report:
+
+* build: constructing ``_WikiTextDataset`` from paragraphs (best of --repeats);
+* load: reading ``wiki.train.tokens`` with the library's ``_read_wiki`` and
+  building the dataset, as ``load_data_wiki`` does after the download;
+* batches: one shuffled epoch through ``gluon.data.DataLoader``;
+* memory: the process's peak resident set size (ru_maxrss), after importing
+  the libraries and at the end.
+
+The text is WikiText-2's validation and test splits together, from
+../shared/data/wikitext-2 when it is there, else tests/data/wiki.valid.tokens.
+
+    python benchmarks/bench_dataset.py [--text FILE]
+"""
+
+import argparse
+import json
+import pathlib
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+PYTHONS = {'ours': ROOT / '.venv' / 'bin' / 'python',
+           'd2l 0.17.6': ROOT / 'benchmarks' / '.venv-d2l0176' / 'bin'
+           / 'python'}
+SHARED = ROOT.parent / 'shared' / 'data' / 'wikitext-2'
+
+
+def default_text():
+    """Return the text files to benchmark on."""
+    splits = [SHARED / 'wiki.valid.tokens', SHARED / 'wiki.test.tokens']
+    if all(path.exists() for path in splits):
+        return splits
+    return [ROOT / 'tests' / 'data' / 'wiki.valid.tokens']
+
+
+def read_paragraphs(path):
+    """Split lines into lowercase sentences at ' . '; keep those with two."""
+    with open(path, encoding='utf-8') as f:
+        paragraphs = [line.strip().lower().split(' . ') for line in f]
+    return [p for p in paragraphs if len(p) >= 2]
+
+
+def peak_mb():
+    """Peak resident set size of this process in MB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def seed_all(seed):
+    import mxnet as mx
+    import numpy
+    random.seed(seed)
+    numpy.random.seed(seed)
+    mx.random.seed(seed)
+
+
+def worker(data_dir, max_len, batch_size, repeats, seed):
+    """Measure one implementation; print the results as JSON."""
+    from d2l import mxnet as d2l
+    from mxnet import gluon, npx
+    npx.set_np()  # d2l 0.17.6 leaves this to its notebooks
+    result = {'mb_after_import': peak_mb()}
+    seed_all(seed)
+    tic = time.perf_counter()
+    dataset = d2l._WikiTextDataset(d2l._read_wiki(data_dir), max_len)
+    result['load_s'] = time.perf_counter() - tic
+    del dataset
+    paragraphs = read_paragraphs(pathlib.Path(data_dir, 'wiki.train.tokens'))
+    builds = []
+    for _ in range(repeats):
+        seed_all(seed)
+        tic = time.perf_counter()
+        dataset = d2l._WikiTextDataset(paragraphs, max_len)
+        builds.append(time.perf_counter() - tic)
+    result['build_s'] = min(builds)
+    loader = gluon.data.DataLoader(dataset, batch_size, shuffle=True)
+    tic, num_batches = time.perf_counter(), 0
+    for batch in loader:
+        batch[0].wait_to_read()
+        num_batches += 1
+    result['ms_per_batch'] = (time.perf_counter() - tic) / num_batches * 1e3
+    result.update(paragraphs=len(paragraphs), examples=len(dataset),
+                  vocab=len(dataset.vocab), library=d2l.__file__,
+                  mb_peak=peak_mb())
+    print(json.dumps(result))
+
+
+def run(name, data_dir, args):
+    """Run the worker under one implementation's Python; return its results."""
+    python = PYTHONS[name]
+    if not python.exists():
+        sys.exit(f'{python} not found: run benchmarks/setup_d2l0176.sh first')
+    command = [str(python), __file__, '--worker', data_dir,
+               '--max-len', str(args.max_len), '--batch-size',
+               str(args.batch_size), '--repeats', str(args.repeats),
+               '--seed', str(args.seed)]
+    # From /, so that the project's d2l package never shadows d2l 0.17.6.
+    out = subprocess.run(command, cwd='/', check=True, text=True,
+                         stdout=subprocess.PIPE,
+                         env={'PATH': '/usr/bin:/bin', 'PYTHONUTF8': '1'})
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--text', type=pathlib.Path, nargs='+',
+                        help='text files in WikiText format, concatenated')
+    parser.add_argument('--max-len', type=int, default=64)
+    parser.add_argument('--batch-size', type=int, default=512)
+    parser.add_argument('--repeats', type=int, default=3)
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--worker', metavar='DATA_DIR', help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        return worker(args.worker, args.max_len, args.batch_size,
+                      args.repeats, args.seed)
+    texts = args.text or default_text()
+    with tempfile.TemporaryDirectory() as data_dir:
+        with open(pathlib.Path(data_dir, 'wiki.train.tokens'), 'wb') as f:
+            for path in texts:
+                f.write(path.read_bytes())
+        results = {name: run(name, data_dir, args) for name in PYTHONS}
+    ours, base = results['ours'], results['d2l 0.17.6']
+    print(f'text: {" + ".join(str(p) for p in texts)}')
+    print(f'{ours["paragraphs"]} paragraphs, max_len={args.max_len}, '
+          f'batch_size={args.batch_size}, seed={args.seed}')
+    rows = [('build from paragraphs (s)', 'build_s'),
+            ('load from file (s)', 'load_s'),
+            ('epoch of batches (ms/batch)', 'ms_per_batch'),
+            ('peak RSS after imports (MB)', 'mb_after_import'),
+            ('peak RSS at the end (MB)', 'mb_peak')]
+    print(f'{"":30}{"ours":>12}{"d2l 0.17.6":>12}{"d2l / ours":>12}')
+    for label, key in rows:
+        print(f'{label:30}{ours[key]:12.3f}{base[key]:12.3f}'
+              f'{base[key] / ours[key]:11.1f}x')
+    for key in ['examples', 'vocab']:
+        print(f'{key:30}{ours[key]:12d}{base[key]:12d}')
+    print(f'speedup of building the dataset: '
+          f'{base["build_s"] / ours["build_s"]:.1f}x')
+
+
+if __name__ == '__main__':
+    main()
