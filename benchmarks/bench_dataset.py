@@ -21,26 +21,13 @@ The text is WikiText-2's validation and test splits together, from
 import argparse
 import json
 import pathlib
-import random
-import resource
-import subprocess
 import sys
 import tempfile
 import time
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-PYTHONS = {'ours': ROOT / '.venv' / 'bin' / 'python',
-           'd2l 0.17.6': ROOT / 'benchmarks' / '.venv-d2l0176' / 'bin'
-           / 'python'}
-SHARED = ROOT.parent / 'shared' / 'data' / 'wikitext-2'
-
-
-def default_text():
-    """Return the text files to benchmark on."""
-    splits = [SHARED / 'wiki.valid.tokens', SHARED / 'wiki.test.tokens']
-    if all(path.exists() for path in splits):
-        return splits
-    return [ROOT / 'tests' / 'data' / 'wiki.valid.tokens']
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from common import (PYTHONS, default_text, peak_mb, run_worker,  # noqa: E402
+                    seed_all, write_train_file)
 
 
 def read_paragraphs(path):
@@ -48,19 +35,6 @@ def read_paragraphs(path):
     with open(path, encoding='utf-8') as f:
         paragraphs = [line.strip().lower().split(' . ') for line in f]
     return [p for p in paragraphs if len(p) >= 2]
-
-
-def peak_mb():
-    """Peak resident set size of this process in MB (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def seed_all(seed):
-    import mxnet as mx
-    import numpy
-    random.seed(seed)
-    numpy.random.seed(seed)
-    mx.random.seed(seed)
 
 
 def worker(data_dir, max_len, batch_size, repeats, seed):
@@ -94,22 +68,6 @@ def worker(data_dir, max_len, batch_size, repeats, seed):
     print(json.dumps(result))
 
 
-def run(name, data_dir, args):
-    """Run the worker under one implementation's Python; return its results."""
-    python = PYTHONS[name]
-    if not python.exists():
-        sys.exit(f'{python} not found: run benchmarks/setup_d2l0176.sh first')
-    command = [str(python), __file__, '--worker', data_dir,
-               '--max-len', str(args.max_len), '--batch-size',
-               str(args.batch_size), '--repeats', str(args.repeats),
-               '--seed', str(args.seed)]
-    # From /, so that the project's d2l package never shadows d2l 0.17.6.
-    out = subprocess.run(command, cwd='/', check=True, text=True,
-                         stdout=subprocess.PIPE,
-                         env={'PATH': '/usr/bin:/bin', 'PYTHONUTF8': '1'})
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--text', type=pathlib.Path, nargs='+',
@@ -125,10 +83,12 @@ def main():
                       args.repeats, args.seed)
     texts = args.text or default_text()
     with tempfile.TemporaryDirectory() as data_dir:
-        with open(pathlib.Path(data_dir, 'wiki.train.tokens'), 'wb') as f:
-            for path in texts:
-                f.write(path.read_bytes())
-        results = {name: run(name, data_dir, args) for name in PYTHONS}
+        write_train_file(texts, data_dir)
+        worker_args = [data_dir, '--max-len', str(args.max_len),
+                       '--batch-size', str(args.batch_size), '--repeats',
+                       str(args.repeats), '--seed', str(args.seed)]
+        results = {name: run_worker(name, __file__, worker_args)
+                   for name in PYTHONS}
     ours, base = results['ours'], results['d2l 0.17.6']
     print(f'text: {" + ".join(str(p) for p in texts)}')
     print(f'{ours["paragraphs"]} paragraphs, max_len={args.max_len}, '

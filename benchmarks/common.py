@@ -1,0 +1,57 @@
+"""What the benchmarks share: the two Pythons, the text, seeds and memory."""
+
+import json
+import pathlib
+import random
+import resource
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+PYTHONS = {'ours': ROOT / '.venv' / 'bin' / 'python',
+           'd2l 0.17.6': ROOT / 'benchmarks' / '.venv-d2l0176' / 'bin'
+           / 'python'}
+SHARED = ROOT.parent / 'shared' / 'data' / 'wikitext-2'
+
+
+def default_text():
+    """Return the text files to benchmark on."""
+    splits = [SHARED / 'wiki.valid.tokens', SHARED / 'wiki.test.tokens']
+    if all(path.exists() for path in splits):
+        return splits
+    return [ROOT / 'tests' / 'data' / 'wiki.valid.tokens']
+
+
+def write_train_file(texts, data_dir):
+    """Concatenate text files into data_dir/wiki.train.tokens."""
+    with open(pathlib.Path(data_dir, 'wiki.train.tokens'), 'wb') as f:
+        for path in texts:
+            f.write(path.read_bytes())
+
+
+def peak_mb():
+    """Peak resident set size of this process in MB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def seed_all(seed):
+    """Seed Python's, NumPy's and MXNet's random number generators."""
+    import mxnet as mx
+    import numpy
+    random.seed(seed)
+    numpy.random.seed(seed)
+    mx.random.seed(seed)
+
+
+def run_worker(name, script, worker_args):
+    """Run script's worker under one implementation's Python; return its JSON."""
+    python = PYTHONS[name]
+    if not python.exists():
+        sys.exit(f'{python} not found: run benchmarks/setup_d2l0176.sh first')
+    command = [str(python), str(script), '--worker'] + worker_args
+    # From /, so that the project's d2l package never shadows d2l 0.17.6.
+    out = subprocess.run(command, cwd='/', check=True, text=True,
+                         stdout=subprocess.PIPE,
+                         env={'PATH': '/usr/bin:/bin', 'PYTHONUTF8': '1',
+                              'MPLBACKEND': 'Agg'})
+    return json.loads(out.stdout.strip().splitlines()[-1])
