@@ -335,6 +335,250 @@ def download_extract(name, folder=None):
     _extract(fname, target, hub_entry(name)[1])
     return os.path.join(target, folder) if folder else target
 
+def masked_softmax(F, X, valid_lens):
+    """Softmax over the last axis of X that gives padded keys zero weight.
+
+    Defined in :numref:`sec_transformer-encoder`"""
+    # X: (batch_size, num_queries, num_keys); valid_lens: (batch_size,)
+    key_positions = F.np.zeros_like(X) + F.npx.arange_like(X, axis=-1)
+    padded = key_positions >= F.np.reshape(valid_lens.astype('float32'),
+                                           (-1, 1, 1))
+    return F.npx.softmax(X - 1e6 * padded.astype('float32'))
+
+class DotProductAttention(nn.HybridBlock):
+    """Scaled dot-product attention with dropout on the attention weights.
+
+    Defined in :numref:`sec_transformer-encoder`"""
+    def __init__(self, key_size, dropout, **kwargs):
+        super().__init__(**kwargs)
+        self.scale = 1 / math.sqrt(key_size)
+        self.dropout = nn.Dropout(dropout)
+
+    def hybrid_forward(self, F, queries, keys, values, valid_lens):
+        # queries: (batch_size, num_queries, key_size);
+        # keys: (batch_size, num_keys, key_size);
+        # values: (batch_size, num_keys, value_size)
+        scores = F.npx.batch_dot(queries * self.scale, keys, transpose_b=True)
+        weights = masked_softmax(F, scores, valid_lens)
+        return F.npx.batch_dot(self.dropout(weights), values)
+
+class AttentionHead(nn.HybridBlock):
+    """One attention head, with its own projections of its three inputs.
+
+    Defined in :numref:`sec_transformer-encoder`"""
+    def __init__(self, head_size, dropout, **kwargs):
+        super().__init__(**kwargs)
+        self.W_q = nn.Dense(head_size, flatten=False)
+        self.W_k = nn.Dense(head_size, flatten=False)
+        self.W_v = nn.Dense(head_size, flatten=False)
+        self.attention = DotProductAttention(head_size, dropout)
+
+    def hybrid_forward(self, F, queries, keys, values, valid_lens):
+        return self.attention(self.W_q(queries), self.W_k(keys),
+                              self.W_v(values), valid_lens)
+
+class MultiHeadAttention(nn.HybridBlock):
+    """Multi-head attention: heads side by side, then an output projection.
+
+    Defined in :numref:`sec_transformer-encoder`"""
+    def __init__(self, num_hiddens, num_heads, dropout, **kwargs):
+        super().__init__(**kwargs)
+        if num_heads < 1 or num_hiddens % num_heads:
+            raise ValueError(f'num_hiddens={num_hiddens} is not divisible by '
+                             f'num_heads={num_heads}')
+        self.heads = nn.HybridSequential()
+        for _ in range(num_heads):
+            self.heads.add(AttentionHead(num_hiddens // num_heads, dropout))
+        self.W_o = nn.Dense(num_hiddens, flatten=False)
+
+    def hybrid_forward(self, F, queries, keys, values, valid_lens):
+        outputs = [head(queries, keys, values, valid_lens)
+                   for head in self.heads]
+        return self.W_o(F.np.concatenate(outputs, axis=-1))
+
+class PositionWiseFFN(nn.HybridBlock):
+    """The same two-layer network, applied at every position.
+
+    Defined in :numref:`sec_transformer-encoder`"""
+    def __init__(self, ffn_num_hiddens, num_hiddens, **kwargs):
+        super().__init__(**kwargs)
+        self.dense1 = nn.Dense(ffn_num_hiddens, flatten=False)
+        self.gelu = nn.GELU()
+        self.dense2 = nn.Dense(num_hiddens, flatten=False)
+
+    def hybrid_forward(self, F, X):
+        return self.dense2(self.gelu(self.dense1(X)))
+
+class LayerNorm(nn.HybridBlock):
+    """Layer normalization over the last axis, with sums as matrix products.
+
+    Defined in :numref:`sec_transformer-encoder`"""
+    def __init__(self, num_hiddens, eps=1e-5, **kwargs):
+        super().__init__(**kwargs)
+        self.num_hiddens, self.eps = num_hiddens, eps
+        self.gamma = self.params.get('gamma', shape=(num_hiddens, 1),
+                                     init=init.One())
+        self.beta = self.params.get('beta', shape=(num_hiddens, 1),
+                                    init=init.Zero())
+
+    def hybrid_forward(self, F, X, gamma, beta):
+        n = self.num_hiddens
+        def times(A, W, num_outputs):  # A @ W.T over the last axis of A
+            return F.npx.fully_connected(A, W, no_bias=True, flatten=False,
+                                         num_hidden=num_outputs)
+        average = F.np.full((1, n), 1 / n)  # times(X, average, 1): row means
+        spread = F.np.ones((n, 1))  # times(c, spread, n): column c, n times
+        X = X - times(times(X, average, 1), spread, n)
+        var = times(X * X, average, 1)
+        # Outer products: 1 / std with gamma, and a column of ones with beta
+        scale = times(1 / F.np.sqrt(var + self.eps), gamma, n)
+        return X * scale + times(F.np.ones_like(var), beta, n)
+
+class AddNorm(nn.HybridBlock):
+    """Residual connection followed by layer normalization.
+
+    Defined in :numref:`sec_transformer-encoder`"""
+    def __init__(self, num_hiddens, dropout, **kwargs):
+        super().__init__(**kwargs)
+        self.dropout = nn.Dropout(dropout)
+        self.ln = LayerNorm(num_hiddens)
+
+    def hybrid_forward(self, F, X, Y):
+        return self.ln(X + self.dropout(Y))
+
+class EncoderBlock(nn.HybridBlock):
+    """Transformer encoder block: self-attention, then a feed-forward net.
+
+    Defined in :numref:`sec_transformer-encoder`"""
+    def __init__(self, num_hiddens, ffn_num_hiddens, num_heads, dropout,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.attention = MultiHeadAttention(num_hiddens, num_heads, dropout)
+        self.addnorm1 = AddNorm(num_hiddens, dropout)
+        self.ffn = PositionWiseFFN(ffn_num_hiddens, num_hiddens)
+        self.addnorm2 = AddNorm(num_hiddens, dropout)
+
+    def hybrid_forward(self, F, X, valid_lens):
+        Y = self.addnorm1(X, self.attention(X, X, X, valid_lens))
+        return self.addnorm2(Y, self.ffn(Y))
+
+def get_tokens_and_segments(tokens_a, tokens_b=None):
+    """Add <cls> and <sep> to one or two token lists; return their segments.
+
+    Defined in :numref:`sec_bert-model`"""
+    tokens = ['<cls>', *tokens_a, '<sep>']
+    segments = [0] * len(tokens)
+    if tokens_b is not None:
+        tokens += [*tokens_b, '<sep>']
+        segments += [1] * (len(tokens_b) + 1)
+    return tokens, segments
+
+class BERTEncoder(nn.HybridBlock):
+    """BERT's encoder: the sum of three embeddings, then encoder blocks.
+
+    Defined in :numref:`sec_bert-model`"""
+    def __init__(self, vocab_size, num_hiddens, ffn_num_hiddens, num_heads,
+                 num_layers, dropout, max_len=1000, **kwargs):
+        super().__init__(**kwargs)
+        self.max_len = max_len
+        self.token_embedding = nn.Embedding(vocab_size, num_hiddens)
+        self.segment_embedding = nn.Embedding(2, num_hiddens)
+        self.pos_embedding = nn.Embedding(max_len, num_hiddens)
+        self.blks = nn.HybridSequential()
+        for _ in range(num_layers):
+            self.blks.add(d2l.EncoderBlock(num_hiddens, ffn_num_hiddens,
+                                           num_heads, dropout))
+
+    def forward(self, tokens, segments, valid_lens=None):
+        """Check the shapes of actual arrays, then run the encoder."""
+        if isinstance(tokens, np.ndarray):  # not a placeholder in a graph
+            if tokens.ndim != 2 or segments.shape != tokens.shape:
+                raise ValueError(f'tokens and segments must both have shape '
+                                 f'(batch_size, seq_len), got {tokens.shape} '
+                                 f'and {segments.shape}')
+            if tokens.shape[1] > self.max_len:
+                raise ValueError(f'sequence length {tokens.shape[1]} exceeds '
+                                 f'max_len={self.max_len}')
+        if valid_lens is None:  # no padding: count every position
+            valid_lens = (tokens >= 0).sum(axis=1)
+        return super().forward(tokens, segments, valid_lens)
+
+    def hybrid_forward(self, F, tokens, segments, valid_lens):
+        positions = F.np.zeros_like(tokens) + F.npx.arange_like(tokens, axis=1)
+        X = (self.token_embedding(tokens) + self.segment_embedding(segments)
+             + self.pos_embedding(positions))
+        for blk in self.blks:
+            X = blk(X, valid_lens)
+        return X
+
+class MaskLM(nn.HybridBlock):
+    """The masked language model head: scores tokens at pred_positions.
+
+    Defined in :numref:`sec_bert-model`"""
+    def __init__(self, vocab_size, num_hiddens, **kwargs):
+        super().__init__(**kwargs)
+        self.mlp = nn.HybridSequential()
+        self.mlp.add(nn.Dense(num_hiddens, flatten=False), nn.GELU(),
+                     d2l.LayerNorm(num_hiddens),
+                     nn.Dense(vocab_size, flatten=False))
+
+    def forward(self, X, pred_positions):
+        """Check actual pred_positions against X, then run the head."""
+        if isinstance(X, np.ndarray):  # not a placeholder in a graph
+            batch_size, seq_len = X.shape[:2]
+            if pred_positions.ndim != 2 or len(pred_positions) != batch_size:
+                raise ValueError(f'pred_positions must have shape (batch_size='
+                                 f'{batch_size}, num_preds), got '
+                                 f'{pred_positions.shape}')
+            positions = pred_positions.asnumpy()
+            outside = (positions < 0) | (positions >= seq_len)
+            if outside.any():
+                i, j = (int(k[0]) for k in outside.nonzero())
+                raise ValueError(f'pred_positions[{i}, {j}] = '
+                                 f'{positions[i, j]} is outside the '
+                                 f'sequence of length {seq_len}')
+        return super().forward(X, pred_positions)
+
+    def hybrid_forward(self, F, X, pred_positions):
+        batch_idx = F.np.zeros_like(pred_positions) + F.np.expand_dims(
+            F.npx.arange_like(pred_positions, axis=0), -1)
+        indices = F.np.stack([batch_idx, pred_positions]).astype('int32')
+        return self.mlp(F.npx.gather_nd(X, indices))
+
+class NextSentencePred(nn.HybridBlock):
+    """The next sentence prediction head: classifies the <cls> vector.
+
+    Defined in :numref:`sec_bert-model`"""
+    def __init__(self, num_hiddens, **kwargs):
+        super().__init__(**kwargs)
+        self.pooler = nn.Dense(num_hiddens, activation='tanh')
+        self.output = nn.Dense(2)
+
+    def hybrid_forward(self, F, X):
+        return self.output(self.pooler(X[:, 0]))
+
+class BERTModel(nn.HybridBlock):
+    """BERT: the encoder with its masked language model and NSP heads.
+
+    Defined in :numref:`sec_bert-model`"""
+    def __init__(self, vocab_size, num_hiddens, ffn_num_hiddens, num_heads,
+                 num_layers, dropout, max_len=1000, **kwargs):
+        super().__init__(**kwargs)
+        self.config = dict(vocab_size=vocab_size, num_hiddens=num_hiddens,
+                           ffn_num_hiddens=ffn_num_hiddens,
+                           num_heads=num_heads, num_layers=num_layers,
+                           dropout=dropout, max_len=max_len)
+        self.encoder = BERTEncoder(**self.config)
+        self.mlm = MaskLM(vocab_size, num_hiddens)
+        self.nsp = NextSentencePred(num_hiddens)
+
+    def forward(self, tokens, segments, valid_lens=None, pred_positions=None):
+        """Return the encoding, the MLM scores (or None) and the NSP scores."""
+        encoded_X = self.encoder(tokens, segments, valid_lens)
+        mlm_Y_hat = (None if pred_positions is None
+                     else self.mlm(encoded_X, pred_positions))
+        return encoded_X, mlm_Y_hat, self.nsp(encoded_X)
+
 d2l.DATA_HUB['wikitext-2'] = (
     ('https://wikitext.smerity.com/wikitext-2-v1.zip',),
     '3c914d17d80b1459be871a5039ac23e752a53cbe')
