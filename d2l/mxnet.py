@@ -725,3 +725,132 @@ def load_data_wiki(batch_size, max_len):
     train_set = _WikiTextDataset(_read_wiki(_download_wiki()), max_len)
     train_iter = gluon.data.DataLoader(train_set, batch_size, shuffle=True)
     return train_iter, train_set.vocab
+
+class _PretrainingLoss(nn.HybridBlock):
+    """Sum BERT's MLM and NSP cross-entropies over one shard of a batch.
+
+    Defined in :numref:`sec_bert-pretraining`"""
+    def __init__(self, net, loss, vocab_size, **kwargs):
+        super().__init__(**kwargs)
+        self.net, self.loss, self.vocab_size = net, loss, vocab_size
+
+    def hybrid_forward(self, F, tokens, segments, valid_lens, pred_positions,
+                       mlm_weights, mlm_labels, nsp_labels):
+        _, mlm_Y_hat, nsp_Y_hat = self.net(tokens, segments, valid_lens,
+                                           pred_positions)
+        mlm_l = self.loss(mlm_Y_hat.reshape((-1, self.vocab_size)),
+                          mlm_labels.reshape(-1), mlm_weights.reshape((-1, 1)))
+        return mlm_l.sum(), self.loss(nsp_Y_hat, nsp_labels).sum()
+
+def _split_batch(batch, devices):
+    """Split a batch across devices; return the shards and their weights.
+
+    Defined in :numref:`sec_bert-pretraining`"""
+    num_used = min(len(batch[0]), len(devices))
+    if num_used < len(devices):  # idle devices get a copy, weighted 0
+        copies = np.array([0] * (len(devices) - num_used), dtype='int32')
+        batch = [np.concatenate([x, x[copies]]) for x in batch]
+    parts = [gluon.utils.split_and_load(x, devices, even_split=False)
+             for x in batch]
+    weights = [1.0] * num_used + [0.0] * (len(devices) - num_used)
+    return list(zip(*parts)), weights
+
+def _train_step(step_loss, trainer, batch, devices):
+    """Update the parameters on one batch; return its losses as arrays.
+
+    Defined in :numref:`sec_bert-pretraining`"""
+    shards, weights = _split_batch(batch, devices)
+    mlm_total = float(batch[4].asnumpy().sum()) + 1e-8
+    nsp_total = len(batch[0])
+    with autograd.record():
+        sums = [step_loss(*shard) for shard in shards]
+        ls = [w * (mlm / mlm_total + nsp / nsp_total)
+              for w, (mlm, nsp) in zip(weights, sums)]
+    autograd.backward(ls)
+    trainer.step(1)
+    return [(w * mlm / mlm_total, w * nsp / nsp_total)
+            for w, (mlm, nsp) in zip(weights, sums)]
+
+def _batches(train_iter, num_steps):
+    """Yield num_steps batches, going through the data as often as needed.
+
+    Defined in :numref:`sec_bert-pretraining`"""
+    step = 0
+    while step < num_steps:
+        epoch_start = step
+        for batch in train_iter:
+            yield batch
+            step += 1
+            if step == num_steps:
+                return
+        if step == epoch_start:
+            raise ValueError('train_iter yielded no batch')
+
+def _plot_losses(animator, metric, step, losses):
+    """Read one step's losses from the devices, add them up and plot them.
+
+    Defined in :numref:`sec_bert-pretraining`"""
+    mlm_l = sum(float(mlm) for mlm, _ in losses)
+    nsp_l = sum(float(nsp) for _, nsp in losses)
+    metric.add(mlm_l, nsp_l, 0)
+    animator.add(step, (mlm_l, nsp_l))
+
+def train_bert(train_iter, net, loss, vocab_size, devices, num_steps,
+               lr=1e-3):
+    """Pretrain BERT with the MLM and NSP losses on all devices.
+
+    Defined in :numref:`sec_bert-pretraining`"""
+    step_loss = _PretrainingLoss(net, loss, vocab_size)
+    step_loss.hybridize(static_alloc=True, static_shape=True)
+    trainer = gluon.Trainer(net.collect_params(), 'adam',
+                            {'learning_rate': lr})
+    animator = d2l.Animator(xlabel='step', ylabel='loss',
+                            xlim=[1, num_steps], legend=['mlm', 'nsp'])
+    metric = d2l.Accumulator(3)  # MLM loss, NSP loss, sentence pairs
+    timer = d2l.Timer()
+    for step, batch in enumerate(_batches(train_iter, num_steps), 1):
+        losses = _train_step(step_loss, trainer, batch, devices)
+        metric.add(0, 0, len(batch[0]))
+        if step > 1:  # the previous step has finished, or nearly so
+            _plot_losses(animator, metric, step - 1, previous)
+        previous = losses
+    _plot_losses(animator, metric, num_steps, previous)
+    npx.waitall()
+    timer.stop()
+    print(f'MLM loss {metric[0] / num_steps:.3f}, '
+          f'NSP loss {metric[1] / num_steps:.3f}')
+    print(f'{metric[2] / timer.sum():.1f} sentence pairs/sec on '
+          f'{devices}')
+
+def get_bert_encoding(net, tokens_a, tokens_b=None, *, vocab):
+    """Return BERT's encoding of one sentence or a sentence pair.
+
+    Defined in :numref:`sec_bert-pretraining`"""
+    device = next(iter(net.collect_params().values())).list_ctx()[0]
+    tokens, segments = d2l.get_tokens_and_segments(tokens_a, tokens_b)
+    token_ids = np.array([vocab[tokens]], ctx=device, dtype='int32')
+    segments = np.array([segments], ctx=device, dtype='int32')
+    valid_lens = np.array([len(tokens)], ctx=device, dtype='float32')
+    encoded_X, _, _ = net(token_ids, segments, valid_lens)
+    return encoded_X
+
+def save_bert(directory, net, vocab):
+    """Save a BERT model's configuration, vocabulary and parameters.
+
+    Defined in :numref:`sec_bert-pretraining`"""
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, 'bert.json'), 'w',
+              encoding='utf-8') as f:
+        json.dump({'config': net.config, 'vocab': vocab.idx_to_token}, f)
+    net.save_parameters(os.path.join(directory, 'bert.params'))
+
+def load_bert(directory, devices):
+    """Load a BERT model saved by save_bert; return (net, vocab).
+
+    Defined in :numref:`sec_bert-pretraining`"""
+    with open(os.path.join(directory, 'bert.json'), encoding='utf-8') as f:
+        saved = json.load(f)
+    vocab = d2l.Vocab(reserved_tokens=saved['vocab'][1:])
+    net = d2l.BERTModel(**saved['config'])
+    net.load_parameters(os.path.join(directory, 'bert.params'), ctx=devices)
+    return net, vocab

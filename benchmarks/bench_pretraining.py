@@ -1,0 +1,145 @@
+"""Time our BERT pretraining step against d2l 0.17.6's on the same text.
+
+Each implementation runs in its own process: ours with the project's venv,
+d2l 0.17.6's with benchmarks/.venv-d2l0176 (create it with
+benchmarks/setup_d2l0176.sh). Both build their own dataset from the same
+text with the same seeds, and train the chapter's configuration (2 layers, 128
+hidden units, 2 heads, FFN 256, dropout 0.2, batch 512, max_len 64) with Adam
+on all devices (the CPU here):
+
+* ours: the library's ``_train_step`` on the hybridized ``_PretrainingLoss``,
+  reading each step's losses one step late, as ``train_bert`` does;
+* d2l 0.17.6: its ``_get_batch_loss_bert`` in the loop of its pretraining
+  section, which reads every shard's losses right after its step.
+
+After ``--warmup`` steps, the wall-clock time of ``--steps`` more steps gives
+sentence pairs per second; each process also reports its peak resident set
+size (ru_maxrss).
+
+    python benchmarks/bench_pretraining.py [--steps 10] [--warmup 3]
+"""
+
+import argparse
+import json
+import pathlib
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from common import (PYTHONS, default_text, peak_mb, run_worker,  # noqa: E402
+                    seed_all, write_train_file)
+
+MAX_LEN, BATCH_SIZE = 64, 512
+CONFIG = dict(num_hiddens=128, ffn_num_hiddens=256, num_heads=2,
+              num_layers=2, dropout=0.2)
+
+
+def endless(loader):
+    """Go through the data loader again and again."""
+    while True:
+        yield from loader
+
+
+def our_steps(d2l, net, loss, vocab_size, devices):
+    """Return a step function built from the project's library."""
+    from mxnet import gluon
+    step_loss = d2l._PretrainingLoss(net, loss, vocab_size)
+    step_loss.hybridize(static_alloc=True, static_shape=True)
+    trainer = gluon.Trainer(net.collect_params(), 'adam',
+                            {'learning_rate': 1e-3})
+    previous = []
+
+    def step(batch):
+        losses = d2l._train_step(step_loss, trainer, batch, devices)
+        for mlm, nsp in previous:  # read one step late, as train_bert does
+            float(mlm), float(nsp)
+        previous[:] = losses
+    return step
+
+
+def d2l_steps(d2l, net, loss, vocab_size, devices):
+    """Return a step function as d2l 0.17.6's pretraining section runs it."""
+    from mxnet import autograd, gluon
+    trainer = gluon.Trainer(net.collect_params(), 'adam',
+                            {'learning_rate': 1e-3})
+
+    def step(batch):
+        shards = [gluon.utils.split_and_load(x, devices, even_split=False)
+                  for x in batch]
+        with autograd.record():
+            mlm_ls, nsp_ls, ls = d2l._get_batch_loss_bert(
+                net, loss, vocab_size, *shards)
+        for l in ls:
+            l.backward()
+        trainer.step(1)
+        sum(float(l) for l in mlm_ls), sum(float(l) for l in nsp_ls)
+    return step
+
+
+def worker(data_dir, steps, warmup, seed, ours):
+    """Measure one implementation; print the results as JSON."""
+    from d2l import mxnet as d2l
+    from mxnet import gluon, init, npx
+    npx.set_np()
+    seed_all(seed)
+    dataset = d2l._WikiTextDataset(d2l._read_wiki(data_dir), MAX_LEN)
+    loader = endless(gluon.data.DataLoader(dataset, BATCH_SIZE, shuffle=True))
+    net = d2l.BERTModel(len(dataset.vocab), **CONFIG)
+    devices = d2l.try_all_gpus()
+    net.initialize(init.Xavier(), ctx=devices)
+    make_step = our_steps if ours else d2l_steps
+    step = make_step(d2l, net, gluon.loss.SoftmaxCELoss(), len(dataset.vocab),
+                     devices)
+    for _ in range(warmup):
+        step(next(loader))
+    npx.waitall()
+    tic = time.perf_counter()
+    for _ in range(steps):
+        step(next(loader))
+    npx.waitall()
+    seconds = time.perf_counter() - tic
+    print(json.dumps({'pairs_per_s': steps * BATCH_SIZE / seconds,
+                      's_per_step': seconds / steps, 'mb_peak': peak_mb(),
+                      'vocab': len(dataset.vocab), 'devices': str(devices)}))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--text', type=pathlib.Path, nargs='+',
+                        help='text files in WikiText format, concatenated')
+    parser.add_argument('--steps', type=int, default=10)
+    parser.add_argument('--warmup', type=int, default=3)
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--worker', metavar='DATA_DIR', help=argparse.SUPPRESS)
+    parser.add_argument('--ours', action='store_true', help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        return worker(args.worker, args.steps, args.warmup, args.seed,
+                      args.ours)
+    texts = args.text or default_text()
+    with tempfile.TemporaryDirectory() as data_dir:
+        write_train_file(texts, data_dir)
+        worker_args = [data_dir, '--steps', str(args.steps), '--warmup',
+                       str(args.warmup), '--seed', str(args.seed)]
+        results = {name: run_worker(name, __file__, worker_args
+                                    + (['--ours'] if name == 'ours' else []))
+                   for name in PYTHONS}
+    ours, base = results['ours'], results['d2l 0.17.6']
+    print(f'text: {" + ".join(str(p) for p in texts)}')
+    print(f'vocab {ours["vocab"]} (ours) / {base["vocab"]} (d2l), '
+          f'devices {ours["devices"]}, {args.warmup} warm-up + {args.steps} '
+          f'timed steps of {BATCH_SIZE} pairs, max_len {MAX_LEN}')
+    print(f'{"":28}{"ours":>12}{"d2l 0.17.6":>12}')
+    for label, key in [('sentence pairs/sec', 'pairs_per_s'),
+                       ('seconds/step', 's_per_step'),
+                       ('peak RSS (MB)', 'mb_peak')]:
+        print(f'{label:28}{ours[key]:12.1f}{base[key]:12.1f}')
+    print(f'speedup (pairs/sec, ours / d2l 0.17.6): '
+          f'{ours["pairs_per_s"] / base["pairs_per_s"]:.2f}x')
+    print(f'peak memory (ours / d2l 0.17.6): '
+          f'{ours["mb_peak"] / base["mb_peak"]:.2f}')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,140 @@
+"""Pretraining on one and several devices, encoding text, saving and loading."""
+
+import random
+import re
+
+import mxnet as mx
+import numpy as onp
+import pytest
+from mxnet import gluon, init, np, npx
+
+from d2l import mxnet as d2l
+
+SMALL = dict(num_hiddens=32, ffn_num_hiddens=64, num_heads=2, num_layers=1,
+             max_len=32)
+
+
+def seed(value=0):
+    random.seed(value)
+    onp.random.seed(value)
+    mx.random.seed(value)
+
+
+@pytest.fixture(scope='module')
+def dataset(wiki_fixture):
+    """Pretraining examples from the first paragraphs of the real-text fixture."""
+    seed()
+    with open(wiki_fixture, encoding='utf-8') as f:
+        lines = f.readlines()[:600]
+    paragraphs = [p for p in (line.strip().lower().split(' . ') for line in lines)
+                  if len(p) >= 2]
+    return d2l._WikiTextDataset(paragraphs, SMALL['max_len'])
+
+
+def batch_of(dataset, n):
+    """The first n examples of the dataset as one batch."""
+    return [np.array(a[:n]) for a in dataset.arrays]
+
+
+def make_net(vocab_size, devices, dropout=0.0):
+    seed()
+    net = d2l.BERTModel(vocab_size, dropout=dropout, **SMALL)
+    net.initialize(init.Xavier(), ctx=devices)
+    tokens = np.zeros((1, 4), dtype='int32', ctx=devices[0])
+    net(tokens, tokens, np.array([4.0], ctx=devices[0]), tokens[:, :1])  # shapes
+    return net
+
+
+def sgd_step(net, batch, devices, vocab_size):
+    """One SGD step with the library's step; return the parameters after it."""
+    step_loss = d2l._PretrainingLoss(net, gluon.loss.SoftmaxCELoss(), vocab_size)
+    trainer = gluon.Trainer(net.collect_params(), 'sgd', {'learning_rate': 0.5})
+    d2l._train_step(step_loss, trainer, batch, devices)
+    # Parameter names differ between networks; their order does not.
+    return [[d.asnumpy() for d in p.list_data()]
+            for p in net.collect_params().values()]
+
+
+@pytest.mark.parametrize('n', [5, 1])
+def test_a_step_on_two_devices_equals_a_step_on_one(dataset, n):
+    vocab_size = len(dataset.vocab)
+    batch = batch_of(dataset, n)
+    one = [npx.cpu(0)]
+    two = [npx.cpu(0), npx.cpu(1)]
+    initial = [p.data().asnumpy()
+               for p in make_net(vocab_size, one).collect_params().values()]
+    after_one = sgd_step(make_net(vocab_size, one), batch, one, vocab_size)
+    moved = sum(not onp.array_equal(p, p0) for [p], p0 in zip(after_one, initial))
+    assert moved > len(initial) / 2  # the step did change the model
+    after_two = sgd_step(make_net(vocab_size, two), batch, two, vocab_size)
+    for i, ([p1], [p2a, p2b]) in enumerate(zip(after_one, after_two)):
+        onp.testing.assert_allclose(p2a, p1, rtol=1e-4, atol=1e-6, err_msg=str(i))
+        onp.testing.assert_array_equal(p2a, p2b, err_msg=str(i))  # copies agree
+
+
+def test_uneven_split_gives_each_device_its_share(dataset):
+    batch = batch_of(dataset, 5)
+    shards, weights = d2l._split_batch(batch, [npx.cpu(0), npx.cpu(1)])
+    assert [len(s[0]) for s in shards] == [3, 2] and weights == [1.0, 1.0]
+    assert shards[1][0].ctx == npx.cpu(1)
+    shards, weights = d2l._split_batch(batch_of(dataset, 1), [npx.cpu(0), npx.cpu(1)])
+    assert [len(s[0]) for s in shards] == [1, 1] and weights == [1.0, 0.0]
+
+
+def test_loss_falls_over_a_few_steps(dataset):
+    vocab_size = len(dataset.vocab)
+    devices = [npx.cpu()]
+    net = make_net(vocab_size, devices, dropout=0.1)
+    step_loss = d2l._PretrainingLoss(net, gluon.loss.SoftmaxCELoss(), vocab_size)
+    step_loss.hybridize(static_alloc=True, static_shape=True)
+    trainer = gluon.Trainer(net.collect_params(), 'adam', {'learning_rate': 5e-3})
+    seed()
+    loader = gluon.data.DataLoader(dataset, 32, shuffle=True)
+    totals = []
+    for batch in d2l._batches(loader, 30):
+        losses = d2l._train_step(step_loss, trainer, batch, devices)
+        totals.append(sum(float(m) + float(s) for m, s in losses))
+    assert onp.mean(totals[-5:]) < 0.8 * onp.mean(totals[:5]), totals
+
+
+def test_train_bert_prints_the_seed_lines(dataset, capsys):
+    vocab_size = len(dataset.vocab)
+    devices = [npx.cpu(0), npx.cpu(1)]
+    net = make_net(vocab_size, devices, dropout=0.2)
+    loader = gluon.data.DataLoader(dataset, 33, shuffle=True)  # uneven splits
+    d2l.train_bert(loader, net, gluon.loss.SoftmaxCELoss(), vocab_size,
+                   devices, 3)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert re.fullmatch(r'MLM loss \d+\.\d{3}, NSP loss \d+\.\d{3}', lines[-2])
+    assert re.fullmatch(r'\d+\.\d sentence pairs/sec on \[cpu\(0\), cpu\(1\)\]',
+                        lines[-1])
+
+
+def test_train_bert_refuses_an_empty_iterator(dataset):
+    net = make_net(len(dataset.vocab), [npx.cpu()])
+    with pytest.raises(ValueError, match='no batch'):
+        d2l.train_bert([], net, gluon.loss.SoftmaxCELoss(), len(dataset.vocab),
+                       [npx.cpu()], 2)
+
+
+def test_encoding_shapes_and_device(dataset):
+    net = make_net(len(dataset.vocab), [npx.cpu(1)])
+    one = d2l.get_bert_encoding(net, ['a', 'crane', 'is', 'flying'],
+                                vocab=dataset.vocab)
+    pair = d2l.get_bert_encoding(net, ['a', 'crane', 'driver', 'came'],
+                                 ['he', 'just', 'left'], vocab=dataset.vocab)
+    assert one.shape == (1, 6, SMALL['num_hiddens'])
+    assert pair.shape == (1, 10, SMALL['num_hiddens'])
+    assert one.ctx == pair.ctx == npx.cpu(1)
+
+
+def test_save_and_load_round_trip(dataset, tmp_path):
+    devices = [npx.cpu()]
+    net = make_net(len(dataset.vocab), devices, dropout=0.2)
+    d2l.save_bert(str(tmp_path / 'bert'), net, dataset.vocab)
+    loaded, vocab = d2l.load_bert(str(tmp_path / 'bert'), devices)
+    assert vocab.idx_to_token == dataset.vocab.idx_to_token
+    tokens = (['the', 'game', 'was', 'released'], ['it', 'sold', 'well'])
+    expected = d2l.get_bert_encoding(net, *tokens, vocab=dataset.vocab)
+    actual = d2l.get_bert_encoding(loaded, *tokens, vocab=vocab)
+    onp.testing.assert_array_equal(actual.asnumpy(), expected.asnumpy())
