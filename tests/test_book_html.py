@@ -71,9 +71,8 @@ def test_section_renders_code_outputs_and_figures(book, section):
     page = browser.new_page()
     errors = []
     page.on('pageerror', lambda e: errors.append(str(e)))
-    # Offline, the theme's few external resources (a copy-button icon) cannot
-    # load, and the browser asks for a /favicon.ico the book does not have;
-    # every other error counts.
+    # Offline, MathJax cannot load from its CDN, and the browser asks for a
+    # /favicon.ico that the book does not have; every other error counts.
     def ours(url):
         return url.startswith(base_url) and not url.endswith('/favicon.ico')
     page.on('console', lambda m: errors.append(m.text) if m.type == 'error'
