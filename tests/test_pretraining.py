@@ -21,14 +21,14 @@ def seed(value=0):
 
 
 @pytest.fixture(scope='module')
-def dataset(wiki_fixture):
-    """Pretraining examples from the first paragraphs of the real-text fixture."""
+def dataset(wiki_fixture, tmp_path_factory):
+    """Pretraining examples from the first lines of the real-text fixture."""
+    data_dir = tmp_path_factory.mktemp('wiki')
+    lines = wiki_fixture.read_text(encoding='utf-8').splitlines(keepends=True)
+    (data_dir / 'wiki.train.tokens').write_text(''.join(lines[:600]),
+                                                encoding='utf-8')
     seed()
-    with open(wiki_fixture, encoding='utf-8') as f:
-        lines = f.readlines()[:600]
-    paragraphs = [p for p in (line.strip().lower().split(' . ') for line in lines)
-                  if len(p) >= 2]
-    return d2l._WikiTextDataset(paragraphs, SMALL['max_len'])
+    return d2l._WikiTextDataset(d2l._read_wiki(str(data_dir)), SMALL['max_len'])
 
 
 def batch_of(dataset, n):
