@@ -2,12 +2,22 @@
 
 import contextlib
 import pathlib
+import random
 import sys
 
+import mxnet as mx
+import numpy as onp
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import offline_hub  # noqa: E402
+
+
+def seed_all(seed):
+    """Seed Python's, NumPy's and MXNet's random number generators."""
+    random.seed(seed)
+    onp.random.seed(seed)
+    mx.random.seed(seed)
 
 
 @pytest.fixture(autouse=True)

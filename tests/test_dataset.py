@@ -16,16 +16,11 @@ import numpy as onp
 import pytest
 
 import offline_hub
+from conftest import seed_all
 from d2l import mxnet as d2l
 
 Z = 4.5  # allowed deviation, in standard errors
 SPECIALS = ['<unk>', '<pad>', '<mask>', '<cls>', '<sep>']
-
-
-def seed_all(seed):
-    random.seed(seed)
-    onp.random.seed(seed)
-    mx.random.seed(seed)
 
 
 @pytest.fixture(scope='module')

@@ -1,23 +1,16 @@
 """Pretraining on one and several devices, encoding text, saving and loading."""
 
-import random
 import re
 
-import mxnet as mx
 import numpy as onp
 import pytest
 from mxnet import gluon, init, np, npx
 
+from conftest import seed_all
 from d2l import mxnet as d2l
 
 SMALL = dict(num_hiddens=32, ffn_num_hiddens=64, num_heads=2, num_layers=1,
              max_len=32)
-
-
-def seed(value=0):
-    random.seed(value)
-    onp.random.seed(value)
-    mx.random.seed(value)
 
 
 @pytest.fixture(scope='module')
@@ -27,7 +20,7 @@ def dataset(wiki_fixture, tmp_path_factory):
     lines = wiki_fixture.read_text(encoding='utf-8').splitlines(keepends=True)
     (data_dir / 'wiki.train.tokens').write_text(''.join(lines[:600]),
                                                 encoding='utf-8')
-    seed()
+    seed_all(0)
     return d2l._WikiTextDataset(d2l._read_wiki(str(data_dir)), SMALL['max_len'])
 
 
@@ -37,7 +30,7 @@ def batch_of(dataset, n):
 
 
 def make_net(vocab_size, devices, dropout=0.0):
-    seed()
+    seed_all(0)
     net = d2l.BERTModel(vocab_size, dropout=dropout, **SMALL)
     net.initialize(init.Xavier(), ctx=devices)
     tokens = np.zeros((1, 4), dtype='int32', ctx=devices[0])
@@ -88,7 +81,7 @@ def test_loss_falls_over_a_few_steps(dataset):
     step_loss = d2l._PretrainingLoss(net, gluon.loss.SoftmaxCELoss(), vocab_size)
     step_loss.hybridize(static_alloc=True, static_shape=True)
     trainer = gluon.Trainer(net.collect_params(), 'adam', {'learning_rate': 5e-3})
-    seed()
+    seed_all(0)
     loader = gluon.data.DataLoader(dataset, 32, shuffle=True)
     totals = []
     for batch in d2l._batches(loader, 30):
