@@ -5,7 +5,7 @@ import random
 import mxnet as mx
 import numpy as onp
 import pytest
-from mxnet import autograd, init, np, npx
+from mxnet import autograd, init, np
 from mxnet.gluon import nn
 
 from d2l import mxnet as d2l
