@@ -1,0 +1,347 @@
+"""Draw the BERT chapter's diagrams as deterministic SVG files in img/."""
+import io
+import pathlib
+
+import matplotlib
+
+matplotlib.use('svg')
+import matplotlib.pyplot as plt
+from matplotlib.patches import Circle, FancyBboxPatch
+
+IMG_DIR = pathlib.Path(__file__).resolve().parent.parent / 'img'
+FONTS = ['DejaVu Sans', 'Helvetica Neue', 'Arial', 'Helvetica']
+plt.rcParams.update({
+    'svg.hashsalt': 'd2l-bert-figures', 'svg.fonttype': 'none',
+    'font.family': 'sans-serif', 'font.sans-serif': FONTS,
+    'mathtext.fontset': 'dejavusans'})
+
+# Light fills under near-black text; every pair is well above 4.5:1.
+INK, GREY = '#1a1a1a', '#4d4d4d'
+BLUE, ORANGE, GREEN = '#dceaf7', '#fde3c8', '#dcefd6'
+PURPLE, YELLOW, PAD = '#e6def3', '#fff1a8', '#ececec'
+EDGE = {BLUE: '#2a5d8f', ORANGE: '#a4541a', GREEN: '#3b7a2f',
+        PURPLE: '#5f4690', YELLOW: '#8a6d00', PAD: '#6b6b6b', 'white': INK}
+PX = 0.75  # font sizes below are in points; one CSS pixel is 0.75 pt
+SMALL, TEXT, BIG = 11 * PX, 12 * PX, 13.5 * PX
+
+
+def canvas(width, height):
+    """A figure of width x height CSS pixels, drawn in pixels, y down."""
+    fig = plt.figure(figsize=(width / 96, height / 96))
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_xlim(0, width)
+    ax.set_ylim(height, 0)
+    ax.axis('off')
+    return fig, ax
+
+
+def label(ax, x, y, text, size=TEXT, color=INK, ha='center', **kw):
+    """Text centred vertically on (x, y), one SVG text element per line."""
+    lines = text.split('\n')  # so that each line keeps its own anchor
+    step = 1.3 * size / PX
+    for i, line in enumerate(lines):
+        ax.text(x, y + (i - (len(lines) - 1) / 2) * step, line, fontsize=size,
+                color=color, ha=ha, va='center', **kw)
+
+
+def box(ax, x, y, w, h, text='', fill='white', size=TEXT, dashed=False,
+        lw=1.2, **kw):
+    """A rounded box with top-left corner (x, y) and centred text."""
+    ax.add_patch(FancyBboxPatch(
+        (x, y), w, h, boxstyle='round,pad=0,rounding_size=5',
+        facecolor='none' if dashed else fill,
+        edgecolor=EDGE.get(fill, INK) if not dashed else GREY, lw=lw,
+        linestyle=(0, (4, 3)) if dashed else '-'))
+    if text:
+        label(ax, x + w / 2, y + h / 2, text, size, **kw)
+
+
+def arrow(ax, points, color=INK, lw=1.2, dashed=False):
+    """A polyline through points whose last segment ends in an arrowhead."""
+    style = (0, (4, 3)) if dashed else '-'
+    xs, ys = zip(*points)
+    if len(points) > 2:
+        ax.plot(xs[:-1], ys[:-1], color=color, lw=lw, linestyle=style,
+                solid_capstyle='butt')
+    ax.annotate('', xy=points[-1], xytext=points[-2], arrowprops={
+        'arrowstyle': '-|>', 'color': color, 'lw': lw, 'shrinkA': 0,
+        'shrinkB': 0, 'mutation_scale': 11, 'linestyle': style})
+
+
+def add_node(ax, x, y, r=11):
+    """The circled plus of a residual addition, centred on (x, y)."""
+    ax.add_patch(Circle((x, y), r, facecolor='white', edgecolor=INK, lw=1.2))
+    label(ax, x, y - 0.5, '+', BIG, weight='bold')
+
+
+def save(fig, name, title):
+    """Write img/name with a <title>, a font fallback list and no date."""
+    buffer = io.StringIO()
+    fig.savefig(buffer, format='svg', metadata={'Date': None})
+    plt.close(fig)
+    # Mathtext names only its own font; give it the fallbacks of the text
+    fallbacks = ', '.join(f"'{font}'" for font in FONTS) + ', sans-serif'
+    svg = buffer.getvalue().replace("'DejaVu Sans'\"", fallbacks + '"')
+    start = svg.index('>', svg.index('<svg')) + 1
+    svg = f'{svg[:start]}\n <title>{title}</title>{svg[start:]}'
+    IMG_DIR.mkdir(exist_ok=True)
+    (IMG_DIR / name).write_text(svg, encoding='utf-8')
+
+
+def embedding(token):
+    """Mathtext for the embedding E of a token, <cls> and <sep> unspaced."""
+    name = token.strip('<>')
+    if name != token:  # math spacing around < and > would be too wide
+        return rf'$E_{{\!<\!\!\mathrm{{{name}}}\!\!>}}$'
+    return rf'$E_{{\mathrm{{{name}}}}}$'
+
+
+def bert_input():
+    """(a) A sentence pair as the sum of three embeddings per token."""
+    tokens = ['<cls>', 'a', 'crane', 'driver', 'came', '<sep>', 'he',
+              'just', 'left', '<sep>']
+    segments = [0] * 6 + [1] * 4
+    fig, ax = canvas(700, 372)
+    x0, pitch, w = 118, 56, 50
+    rows = {'Tokens': 48, 'Token\nembeddings': 102, 'Segment\nembeddings': 164,
+            'Position\nembeddings': 226}
+    for name, y in rows.items():
+        label(ax, 8, y + 16, name, ha='left', weight='bold')
+    for text, first, last in (('first sentence: segment 0', 0, 5),
+                              ('second sentence: segment 1', 6, 9)):
+        left, right = x0 + first * pitch, x0 + last * pitch + w
+        ax.plot([left, left, right, right], [34, 28, 28, 34], color=GREY,
+                lw=1)
+        label(ax, (left + right) / 2, 16, text, SMALL, GREY)
+    for i, (token, segment) in enumerate(zip(tokens, segments)):
+        x, cx = x0 + i * pitch, x0 + i * pitch + w / 2
+        box(ax, x, 48, w, 32, token)
+        box(ax, x, 102, w, 32, embedding(token), YELLOW, size=14 * PX)
+        box(ax, x, 164, w, 32, '$E_B$' if segment else '$E_A$',
+            ORANGE if segment else BLUE, size=14 * PX)
+        box(ax, x, 226, w, 32, f'$E_{{{i}}}$', GREEN, size=14 * PX)
+        for y in (149, 211):
+            label(ax, cx, y, '+', BIG, weight='bold')
+        arrow(ax, [(cx, 262), (cx, 300)])
+    label(ax, 8, 316, 'Sum', ha='left', weight='bold')
+    box(ax, x0, 300, 9 * pitch + w, 48,
+        'input of the Transformer encoder blocks: one vector of num_hiddens '
+        'features\nper token, shape (batch_size, 10, num_hiddens); all three '
+        'embeddings are learned', size=SMALL)
+    save(fig, 'bert-input.svg', "BERT's input representation of a pair")
+
+
+def encoder_block():
+    """(b) One post-LN Transformer encoder block, as EncoderBlock builds it."""
+    fig, ax = canvas(700, 760)
+    cx, lane, bw = 305, 32, 230  # main axis, residual lane, box width
+    heads = {'head 1': 70, 'head h': 370}
+    box(ax, 56, 56, 498, 240, dashed=True, lw=1)
+    label(ax, 562, 176, 'MultiHeadAttention\n(self-attention:\n'
+          'Q = K = V = X)', SMALL, GREY, ha='left')
+    box(ax, 70, 12, 470, 30, 'input X: (batch_size, seq_len, num_hiddens)',
+        'white', weight='bold')
+    for name, x in heads.items():
+        label(ax, x + 85, 94, name, SMALL, GREY)
+        for j, w_name in enumerate('qkv'):
+            wx = x + j * 59
+            arrow(ax, [(wx + 26, 42), (wx + 26, 108)])
+            box(ax, wx, 108, 52, 28, f'$W_{w_name}$', PURPLE, size=14 * PX)
+            arrow(ax, [(wx + 26, 136), (wx + 26, 160)])
+        box(ax, x, 160, 170, 48, 'scaled dot-product\nattention, masked '
+            'softmax', BLUE, size=SMALL)
+        arrow(ax, [(x + 85, 208), (x + 85, 226)])
+    label(ax, cx, 184, '· · ·', BIG, weight='bold')
+    box(ax, cx - 50, 110, 100, 26, 'valid_lens', 'white', SMALL)
+    arrow(ax, [(cx - 34, 136), (240, 160)])
+    arrow(ax, [(cx + 34, 136), (370, 160)])
+    box(ax, 70, 226, 470, 26, 'concatenate the h head outputs '
+        '(num_hiddens / h features each)', PURPLE, SMALL)
+    box(ax, cx - bw / 2, 262, bw, 26, '$W_o$: Dense(num_hiddens)', PURPLE)
+    steps = [('dropout', 'white', 312), ('LayerNorm', GREEN, 386),
+             ('Dense(ffn_num_hiddens)', ORANGE, 456), ('GELU', ORANGE, 496),
+             ('Dense(num_hiddens)', ORANGE, 536), ('dropout', 'white', 586),
+             ('LayerNorm', GREEN, 660)]
+    for text, fill, y in steps:
+        box(ax, cx - bw / 2, y, bw, 26, text, fill, SMALL)
+    for top, bottom in ((288, 312), (482, 496), (522, 536), (562, 586)):
+        arrow(ax, [(cx, top), (cx, bottom)])
+    for y_add, y_from, y_to in ((358, 338, 386), (632, 612, 660)):
+        add_node(ax, cx, y_add)
+        arrow(ax, [(cx, y_from), (cx, y_add - 11)])
+        arrow(ax, [(cx, y_add + 11), (cx, y_to)])
+    arrow(ax, [(70, 27), (lane, 27), (lane, 358), (cx - 11, 358)])
+    arrow(ax, [(cx, 412), (cx, 456)])
+    arrow(ax, [(cx, 432), (lane, 432), (lane, 632), (cx - 11, 632)])
+    ax.plot([cx], [432], 'o', color=INK, ms=4)
+    label(ax, lane + 6, 344, 'residual', SMALL, GREY, ha='left')
+    label(ax, lane + 6, 618, 'residual', SMALL, GREY, ha='left')
+    post_ln = 'AddNorm (post-LN):\nadd, then normalize'
+    for top, bottom, text in ((304, 420, post_ln), (448, 570,
+                              'PositionWiseFFN'), (578, 694, post_ln)):
+        box(ax, cx - bw / 2 - 14, top, bw + 28, bottom - top, dashed=True,
+            lw=1)
+        label(ax, cx + bw / 2 + 22, top + 22, text, SMALL, GREY,
+              ha='left')
+    label(ax, cx + bw / 2 + 22, 509, 'in between: (batch_size,\nseq_len, '
+          'ffn_num_hiddens)', SMALL, GREY, ha='left')
+    arrow(ax, [(cx, 686), (cx, 716)])
+    box(ax, 70, 716, 470, 30, 'output: (batch_size, seq_len, num_hiddens), '
+        'the shape of X', 'white', weight='bold')
+    save(fig, 'encoder-block.svg', 'One post-LN Transformer encoder block')
+
+
+def pretraining_example():
+    """(c) A sentence pair as the seven arrays of one pretraining example."""
+    pair = ['<cls>', 'the', 'cat', 'sat', 'on', 'the', 'mat', '<sep>', 'it',
+            'was', 'warm', '<sep>'] + ['<pad>'] * 4
+    masked = dict(enumerate(pair)) | {3: 'the', 4: '<mask>'}
+    segments = [0] * 8 + [1] * 4 + [0] * 4
+    fig, ax = canvas(700, 494)
+    top, row = 66, 22
+    columns = (('position', 34, 60), ('segments', 100, 68),
+               ('before\nmasking', 174, 76), ('tokens\n(masked)', 256, 84))
+    for text, x, w in columns:
+        label(ax, x + w / 2, top - 22, text, SMALL,
+              GREY if 'before' in text else INK,
+              weight=None if 'before' in text else 'bold')
+    for p, token in enumerate(pair):
+        y = top + p * row
+        fill = PAD if p >= 12 else ORANGE if segments[p] else BLUE
+        changed = masked[p] != token
+        cells = (str(p), str(segments[p]), token, masked[p])
+        for (_, x, w), text in zip(columns, cells):
+            yellow = changed and x == 256
+            box(ax, x, y + 1, w, row - 2, text, YELLOW if yellow else fill,
+                SMALL, weight='bold' if yellow else None)
+    bracket_x = 26
+    ax.plot([bracket_x + 5, bracket_x, bracket_x, bracket_x + 5],
+            [top + 1, top + 1, top + 12 * row - 1, top + 12 * row - 1],
+            color=INK, lw=1.2)
+    label(ax, 14, top + 6 * row, 'valid_lens = 12 (non-pad positions)', SMALL,
+          rotation=90)
+    label(ax, 362, 60, "sentence A: 'the cat sat on the mat'\nsentence B: "
+          "'it was warm', the sentence after A", SMALL, ha='left')
+    for p, text in ((3, "slot 1: 'sat' became a random word"),
+                    (4, "slot 0: 'on' became <mask>")):
+        arrow(ax, [(372, top + p * row + 11), (344, top + p * row + 11)])
+        label(ax, 378, top + p * row + 11, text, SMALL, ha='left')
+    sx, sy = 362, 226  # the slot arrays
+    label(ax, sx, sy - 34, 'prediction slots: round(0.15 × 16) = 2', SMALL,
+          weight='bold', ha='left')
+    for j, slot in enumerate(('slot 0', 'slot 1')):
+        label(ax, sx + 148 + j * 80, sy - 12, slot, SMALL, GREY)
+    slot_rows = (('pred_positions', '4', '3'), ('mlm_weights', '1.0', '1.0'),
+                 ('mlm_labels', "11 ('on')", "10 ('sat')"))
+    for i, (name, *values) in enumerate(slot_rows):
+        y = sy + i * 26
+        label(ax, sx, y + 11, name, SMALL, ha='left', weight='bold')
+        for j, value in enumerate(values):
+            box(ax, sx + 110 + j * 80, y, 76, 22, value, YELLOW, SMALL)
+    notes = (('num_preds = max(1, round(0.15 × 12)) = 2 positions,',
+              'drawn among the words, never <cls>, <sep>, <pad>.'),
+             ('A chosen token becomes <mask> 80% of the time, a',
+              'random word 10%, and stays unchanged 10%; its',
+              'label is the original token id.'),
+             ('Unused slots (none here; a pair of valid length ≤ 9',
+              'uses one) get position 0, label 0 and weight 0.'))
+    for y, note in zip((324, 372, 424), notes):
+        label(ax, sx, y, '\n'.join(note), SMALL, ha='left')
+    box(ax, sx, 454, 300, 28, 'nsp_labels = 1: sentence B follows A',
+        'white', SMALL, weight='bold')
+    save(fig, 'pretraining-example.svg',
+         'A sentence pair as the seven arrays of a pretraining example')
+
+
+def data_parallel_step():
+    """(d) One data-parallel training step on two devices."""
+    fig, ax = canvas(700, 530)
+    box(ax, 170, 12, 360, 44, 'batch of 512 pairs (the seven arrays),\n'
+        'in host memory', 'white', weight='bold')
+    box(ax, 262, 100, 176, 150, "whole batch's totals,\nread on the host:\n"
+        '\nmlm_total = sum of\nmlm_weights over all\n512 pairs (the real '
+        'slots)\n\nnsp_total = 512 pairs', YELLOW, SMALL)
+    arrow(ax, [(350, 56), (350, 100)])
+    for i, x in enumerate((40, 450)):
+        cx, w, k = x + 105, 210, '₀₁'[i]
+        arrow(ax, [(300 + 100 * i, 56), (cx, 88)])
+        box(ax, x, 88, w, 30, f'device {i}: 256 pairs', 'white',
+            weight='bold')
+        box(ax, x, 142, w, 30, 'copy of the parameters', PURPLE, SMALL)
+        box(ax, x, 196, w, 44, f'forward: MLM sum{k}, NSP sum{k}\n'
+            '(summed cross-entropies)', BLUE, SMALL)
+        box(ax, x, 276, w, 44, f'loss{k} = MLM sum{k} / mlm_total\n'
+            f'+ NSP sum{k} / nsp_total', ORANGE, SMALL)
+        box(ax, x, 354, w, 30, f'backward: gradient g{k}', GREEN, SMALL)
+        for top, bottom in ((118, 142), (172, 196), (240, 276), (320, 354),
+                            (384, 418)):
+            arrow(ax, [(cx, top), (cx, bottom)])
+        near, far = (x + w, x) if i == 0 else (x, x + w)  # centre, margin
+        column, margin = (300, 20) if i == 0 else (400, 680)
+        arrow(ax, [(column, 250), (column, 298), (near, 298)])
+        arrow(ax, [(far, 442), (margin, 442), (margin, 157), (far, 157)],
+              dashed=True)
+    box(ax, 40, 418, 620, 48, 'trainer.step(1): the kvstore adds the '
+        'gradients, g = g₀ + g₁,\nand Adam applies the same update to every '
+        'copy of the parameters', GREEN)
+    label(ax, 350, 496, "Dividing by the whole batch's totals, not the shard's, "
+          "makes g the gradient of the\nbatch's mean loss however the batch "
+          'is split (511 pairs split as 256 + 255).\nDashed arrows: the '
+          'updated parameters, the same on both devices.', SMALL, GREY)
+    save(fig, 'data-parallel-step.svg',
+         'One data-parallel training step on two devices')
+
+
+def chapter_map():
+    """(e) The chapter's five sections, what each builds and uses."""
+    sections = (  # title, what it builds, what it uses from earlier ones
+        ('Tools', ('devices, Timer, Accumulator, Animator, tokenize, Vocab,',
+                   'DATA_HUB and verified downloads'), ()),
+        ('The Transformer\nEncoder',
+         ('masked softmax, scaled dot-product attention, multi-head',
+          'attention, position-wise FFN, LayerNorm, AddNorm, EncoderBlock'),
+         ('Timer (1)',)),
+        ('The BERT Model', ('input representation, BERTEncoder, MaskLM,',
+                            'NextSentencePred, BERTModel'),
+         ('EncoderBlock, LayerNorm (2)',)),
+        ('The Dataset for\nPretraining BERT',
+         ('WikiText-2, sentence pairs, packing, masking,', 'load_data_wiki'),
+         ('tokenize, Vocab, downloads (1)',)),
+        ('Pretraining BERT',
+         ('loss of a batch, multi-device step, train_bert, held-out',
+          'evaluation, encodings, save_bert / load_bert'),
+         ('devices, Timer, Accumulator, Animator (1);',
+          'BERTModel (3); load_data_wiki (4)')))
+    fig, ax = canvas(700, 530)
+    left, width, height, pitch = 70, 560, 78, 100
+    for i, (title, builds, uses) in enumerate(sections):
+        y = 12 + i * pitch
+        box(ax, left, y, width, height, fill=(BLUE, PURPLE, ORANGE, GREEN,
+                                              YELLOW)[i])
+        label(ax, left + 12, y + height / 2, f'{i + 1}', 20 * PX,
+              weight='bold', ha='left')
+        label(ax, left + 38, y + height / 2, title, TEXT, weight='bold',
+              ha='left')
+        body = 'Builds: ' + '\n'.join(builds)
+        if uses:
+            body += '\nUses: ' + '\n'.join(uses)
+        label(ax, left + 178, y + height / 2, body, SMALL, ha='left')
+    ys = [12 + i * pitch for i in range(5)]
+    for a, b in ((0, 1), (1, 2), (3, 4)):
+        arrow(ax, [(left + 100, ys[a] + height), (left + 100, ys[b])])
+    for b, x, dy in ((3, 46, 52), (4, 24, 26)):  # Tools to sections 4, 5
+        arrow(ax, [(left, ys[0] + dy), (x, ys[0] + dy), (x, ys[b] + 39),
+                   (left, ys[b] + 39)])
+    arrow(ax, [(left + width, ys[2] + height / 2), (676, ys[2] + height / 2),
+               (676, ys[4] + height / 2), (left + width, ys[4] + height / 2)])
+    label(ax, 350, 512, 'An arrow from one section to another: the later '
+          'section uses what the earlier one builds.', SMALL, GREY)
+    save(fig, 'chapter-map.svg', "Map of the chapter's five sections")
+
+
+if __name__ == '__main__':
+    bert_input()
+    encoder_block()
+    pretraining_example()
+    data_parallel_step()
+    chapter_map()
