@@ -128,7 +128,7 @@ def bert_input():
         'input of the Transformer encoder blocks: one vector of num_hiddens '
         'features\nper token, shape (batch_size, 10, num_hiddens); all three '
         'embeddings are learned', size=SMALL)
-    save(fig, 'bert-input.svg', "BERT's input representation of a pair")
+    save(fig, 'bert-input-embeddings.svg', "BERT's input representation of a pair")
 
 
 def encoder_block():
@@ -176,7 +176,7 @@ def encoder_block():
     ax.plot([cx], [432], 'o', color=INK, ms=4)
     label(ax, lane + 6, 344, 'residual', SMALL, GREY, ha='left')
     label(ax, lane + 6, 618, 'residual', SMALL, GREY, ha='left')
-    post_ln = 'AddNorm (post-LN):\nadd, then normalize'
+    post_ln = 'post-LN:\nadd, then normalize'
     for top, bottom, text in ((304, 420, post_ln), (448, 570,
                               'PositionWiseFFN'), (578, 694, post_ln)):
         box(ax, cx - bw / 2 - 14, top, bw + 28, bottom - top, dashed=True,
@@ -295,11 +295,11 @@ def data_parallel_step():
 def chapter_map():
     """(e) The chapter's five sections, what each builds and uses."""
     sections = (  # title, what it builds, what it uses from earlier ones
-        ('Tools', ('devices, Timer, Accumulator, Animator, tokenize, Vocab,',
-                   'DATA_HUB and verified downloads'), ()),
+        ('Tools', ('devices, Timer, Animator, tokenize, Vocab,',
+                   'verified downloads (DATA_HUB)'), ()),
         ('The Transformer\nEncoder',
          ('masked softmax, scaled dot-product attention, multi-head',
-          'attention, position-wise FFN, LayerNorm, AddNorm, EncoderBlock'),
+          'attention, position-wise FFN, LayerNorm, EncoderBlock'),
          ('Timer (1)',)),
         ('The BERT Model', ('input representation, BERTEncoder, MaskLM,',
                             'NextSentencePred, BERTModel'),
@@ -308,9 +308,9 @@ def chapter_map():
          ('WikiText-2, sentence pairs, packing, masking,', 'load_data_wiki'),
          ('tokenize, Vocab, downloads (1)',)),
         ('Pretraining BERT',
-         ('loss of a batch, multi-device step, train_bert, held-out',
+         ('the loss, the multi-device step, train_bert, held-out',
           'evaluation, encodings, save_bert / load_bert'),
-         ('devices, Timer, Accumulator, Animator (1);',
+         ('devices, Timer, Animator (1);',
           'BERTModel (3); load_data_wiki (4)')))
     fig, ax = canvas(700, 530)
     left, width, height, pitch = 70, 560, 78, 100
