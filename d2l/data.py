@@ -4,6 +4,7 @@ Each dataset lives in its own folder ``<cache>/<name>/``: the verified file,
 its extraction, a manifest of the extracted files' SHA-1s and a lock file.
 """
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -126,22 +127,16 @@ def _file_name(name, url):
     return base
 
 
-class _Locked:
-    """Hold a dataset folder's lock; remove what killed processes left behind."""
-
-    def __init__(self, folder):
-        os.makedirs(folder, exist_ok=True)
-        self.folder, self.lock = folder, filelock.FileLock(os.path.join(folder, '.lock'))
-
-    def __enter__(self):
-        self.lock.acquire()
-        for entry in os.listdir(self.folder):
+@contextlib.contextmanager
+def _locked(folder):
+    """Hold a dataset folder's lock; first remove what killed processes left there."""
+    os.makedirs(folder, exist_ok=True)
+    with filelock.FileLock(os.path.join(folder, '.lock')):
+        for entry in os.listdir(folder):
             if entry.startswith(PARTIAL):
-                path = os.path.join(self.folder, entry)
+                path = os.path.join(folder, entry)
                 shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
-
-    def __exit__(self, *exc):
-        self.lock.release()
+        yield
 
 
 def _transfer(name, url, out):
@@ -209,7 +204,7 @@ def download(name, cache_dir=None):
     urls, sha1 = hub_entry(name)
     folder = os.path.join(cache_dir or data_dir(), name)
     path = os.path.join(folder, _file_name(name, urls[0]))
-    with _Locked(folder):
+    with _locked(folder):
         return _download_locked(name, urls, sha1, path)
 
 
@@ -248,10 +243,10 @@ def _extract(archive, root):
         return
     with tarfile.open(archive) as tf:
         members = tf.getmembers()
-        for m in members:
-            if not (m.isfile() or m.isdir()):
-                raise DataError(f'{archive}: refusing the member {m.name!r}: only regular '
-                                'files and folders are allowed, not links or devices')
+        odd = [m.name for m in members if not (m.isfile() or m.isdir())]
+        if odd:
+            raise DataError(f'{archive}: refusing the member {odd[0]!r}: only regular '
+                            'files and folders are allowed, not links or devices')
         _write_files(archive, root, [(m.name, m.size, functools.partial(tf.extractfile, m))
                                      for m in members if m.isfile()])
 
@@ -262,11 +257,40 @@ def _file_hashes(root):
             for d, _, files in os.walk(root) for f in files}
 
 
+def _extract_locked(archive, sha1, target, manifest):
+    """Make target a fresh extraction of the verified archive; the caller holds the lock."""
+    try:
+        with open(manifest, encoding='utf-8') as f:
+            if json.load(f) == {'archive': sha1, 'files': _file_hashes(target)}:
+                return
+    except (OSError, ValueError):
+        pass  # no manifest yet, or a damaged one: extract again
+    tmp = tempfile.mkdtemp(dir=os.path.dirname(target), prefix=PARTIAL)
+    try:
+        _extract(archive, tmp)
+        record = {'archive': sha1, 'files': _file_hashes(tmp)}
+        if os.path.exists(manifest):
+            os.remove(manifest)
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(tmp, target)
+        with tempfile.NamedTemporaryFile('w', dir=os.path.dirname(target), prefix=PARTIAL,
+                                         delete=False) as f:
+            json.dump(record, f)
+        os.replace(f.name, manifest)
+    except DataError:
+        raise
+    except Exception as e:  # a local failure or a malformed archive
+        raise DataError(f'cannot extract {archive} (it matches its SHA-1 and is '
+                        f'kept): {type(e).__name__}: {e}') from e
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def download_extract(name, folder=None):
     """Download and extract a zip/tar archive; return its (sub)directory.
 
     The extracted files are checked against the SHA-1s recorded when they were
-    extracted and re-extracted from the verified archive if they changed.
+    extracted and extracted again from the verified archive if they changed.
     """
     urls, sha1 = hub_entry(name)
     base = _file_name(name, urls[0])
@@ -276,34 +300,9 @@ def download_extract(name, folder=None):
                         '.tgz, .tar.bz2 or .tar.xz archive')
     dataset = os.path.join(data_dir(), name)
     target = os.path.join(dataset, match.group(1))
-    manifest = os.path.join(dataset, '.manifest.json')
-    with _Locked(dataset):
+    with _locked(dataset):
         archive = _download_locked(name, urls, sha1, os.path.join(dataset, base))
-        try:
-            with open(manifest, encoding='utf-8') as f:
-                fresh = json.load(f) == {'archive': sha1, 'files': _file_hashes(target)}
-        except (OSError, ValueError):
-            fresh = False
-        if not fresh:
-            tmp = tempfile.mkdtemp(dir=dataset, prefix=PARTIAL)
-            try:
-                _extract(archive, tmp)
-                record = {'archive': sha1, 'files': _file_hashes(tmp)}
-                if os.path.exists(manifest):
-                    os.remove(manifest)
-                shutil.rmtree(target, ignore_errors=True)
-                os.replace(tmp, target)
-                with tempfile.NamedTemporaryFile('w', dir=dataset, prefix=PARTIAL,
-                                                 delete=False) as f:
-                    json.dump(record, f)
-                os.replace(f.name, manifest)
-            except DataError:
-                raise
-            except Exception as e:  # a local failure or a malformed archive
-                raise DataError(f'cannot extract {archive} (it matches its SHA-1 and is '
-                                f'kept): {type(e).__name__}: {e}') from e
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
+        _extract_locked(archive, sha1, target, os.path.join(dataset, '.manifest.json'))
     path = _inside(target, folder, archive) if folder else target
     if not os.path.isdir(path):
         raise DataError(f'{archive} has no folder {folder!r}')
