@@ -7,7 +7,7 @@ text with the same seeds, and train the chapter's configuration (2 layers, 128
 hidden units, 2 heads, FFN 256, dropout 0.2, batch 512, max_len 64) with Adam
 on all devices (the CPU here):
 
-* ours: the library's ``_train_step`` on the hybridized ``_PretrainingLoss``,
+* ours: the library's ``train_step`` on the hybridized ``PretrainingLoss``,
   reading each step's losses one step late, as ``train_bert`` does;
 * d2l 0.17.6: its ``_get_batch_loss_bert`` in the loop of its pretraining
   section, which reads every shard's losses right after its step.
@@ -35,7 +35,7 @@ import tempfile
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from common import (PYTHONS, default_text, peak_mb, run_worker,  # noqa: E402
+from common import (PYTHONS, default_text, peak_mb, run_worker, wiki_dataset,  # noqa: E402
                     seed_all, write_train_file)
 
 MAX_LEN, BATCH_SIZE = 64, 512
@@ -52,14 +52,14 @@ def endless(loader):
 def our_steps(d2l, net, loss, vocab_size, devices):
     """Return a step function built from the project's library."""
     from mxnet import gluon
-    step_loss = d2l._PretrainingLoss(net, loss, vocab_size)
+    step_loss = d2l.PretrainingLoss(net, loss, vocab_size)
     step_loss.hybridize(static_alloc=True, static_shape=True)
     trainer = gluon.Trainer(net.collect_params(), 'adam',
                             {'learning_rate': 1e-3})
     previous = []
 
     def step(batch):
-        losses = d2l._train_step(step_loss, trainer, batch, devices)
+        losses = d2l.train_step(step_loss, trainer, batch, devices)
         for mlm, nsp in previous:  # read one step late, as train_bert does
             float(mlm), float(nsp)
         previous[:] = losses
@@ -78,10 +78,10 @@ def d2l_steps(d2l, net, loss, vocab_size, devices):
         with autograd.record():
             mlm_ls, nsp_ls, ls = d2l._get_batch_loss_bert(
                 net, loss, vocab_size, *shards)
-        for l in ls:
-            l.backward()
+        for shard_loss in ls:
+            shard_loss.backward()
         trainer.step(1)
-        sum(float(l) for l in mlm_ls), sum(float(l) for l in nsp_ls)
+        sum(float(x) for x in mlm_ls), sum(float(x) for x in nsp_ls)
     return step
 
 
@@ -91,7 +91,7 @@ def worker(data_dir, steps, warmup, seed, ours, vocab_size):
     from mxnet import gluon, init, npx
     npx.set_np()
     seed_all(seed)
-    dataset = d2l._WikiTextDataset(d2l._read_wiki(data_dir), MAX_LEN)
+    dataset = wiki_dataset(d2l, data_dir, MAX_LEN)
     loader = endless(gluon.data.DataLoader(dataset, BATCH_SIZE, shuffle=True))
     vocab_size = max(vocab_size, len(dataset.vocab))
     net = d2l.BERTModel(vocab_size, **CONFIG)

@@ -11,15 +11,19 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 PYTHONS = {'ours': ROOT / '.venv' / 'bin' / 'python',
            'd2l 0.17.6': ROOT / 'benchmarks' / '.venv-d2l0176' / 'bin'
            / 'python'}
-SHARED = ROOT.parent / 'shared' / 'data' / 'wikitext-2'
+DATA = ROOT / 'tests' / 'data'
 
 
 def default_text():
-    """Return the text files to benchmark on."""
-    splits = [SHARED / 'wiki.valid.tokens', SHARED / 'wiki.test.tokens']
-    if all(path.exists() for path in splits):
-        return splits
-    return [ROOT / 'tests' / 'data' / 'wiki.valid.tokens']
+    """Return the text files to benchmark on: WikiText-2's valid and test splits."""
+    return [DATA / 'wiki.valid.tokens', DATA / 'wiki.test.tokens']
+
+
+def wiki_dataset(d2l, data_dir, max_len):
+    """Build the pretraining examples with either library's names."""
+    if hasattr(d2l, 'WikiTextDataset'):  # ours
+        return d2l.WikiTextDataset(d2l.read_wiki(data_dir), max_len)
+    return d2l._WikiTextDataset(d2l._read_wiki(data_dir), max_len)
 
 
 def write_train_file(texts, data_dir):

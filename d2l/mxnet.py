@@ -5,28 +5,22 @@ notebook cells marked ``#@save``: edit the notebooks, not this file.
 """
 
 import collections
-import hashlib
 import io
 import json
 import math
 import os
-import random
-import re
-import shutil
 import sys
-import tarfile
-import tempfile
 import time
-import urllib.error
-import urllib.request
-import zipfile
 
 import numpy as onp
 from IPython import display, get_ipython
-from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
-from mxnet import autograd, gluon, init, np, npx
+from mxnet import autograd, gluon, np, npx
 from mxnet.gluon import nn
+from tqdm import tqdm
+
+from d2l.data import (DATA_HUB, DataError, data_dir, download,  # noqa: F401
+                      download_extract, hub_entry, hub_overridden, sha1sum)
 
 d2l = sys.modules[__name__]
 npx.set_np()
@@ -49,135 +43,97 @@ def try_all_gpus():
     return [npx.gpu(i) for i in range(npx.num_gpus())] or [npx.cpu()]
 
 class Timer:
-    """Record the duration of several intervals."""
+    """A stopwatch that remembers the length of every lap it timed."""
     def __init__(self):
         """Defined in :numref:`sec_tools`"""
-        self.times = []
+        self.laps = []
         self.start()
 
     def start(self):
-        """Start a new interval."""
-        self.tik = time.time()
+        """Begin a lap."""
+        self.began = time.perf_counter()
 
     def stop(self):
-        """End the interval and return its length in seconds."""
-        self.times.append(time.time() - self.tik)
-        return self.times[-1]
-
-    def avg(self):
-        """Return the mean interval length."""
-        return sum(self.times) / len(self.times)
-
-    def sum(self):
-        """Return the total of all intervals."""
-        return sum(self.times)
-
-    def cumsum(self):
-        """Return the running totals of the intervals."""
-        return onp.cumsum(self.times).tolist()
-
-class Accumulator:
-    """Keep running sums of n quantities."""
-    def __init__(self, n):
-        """Defined in :numref:`sec_tools`"""
-        self.data = [0.0] * n
-
-    def add(self, *args):
-        """Add one value to each of the n sums."""
-        self.data = [a + float(b) for a, b in zip(self.data, args)]
-
-    def reset(self):
-        """Set every sum back to zero."""
-        self.data = [0.0] * len(self.data)
-
-    def __getitem__(self, idx):
-        return self.data[idx]
+        """End the lap; record its length in seconds and return it."""
+        self.laps.append(time.perf_counter() - self.began)
+        return self.laps[-1]
 
 class Animator:
     """Plot curves point by point, redrawing one figure in place."""
-    def __init__(self, xlabel=None, ylabel=None, legend=(), xlim=None,
-                 ylim=None, xscale='linear', yscale='linear',
-                 fmts=('-', 'm--', 'g-.', 'r:'), figsize=(3.5, 2.5)):
+    def __init__(self, xlabel=None, ylabel=None, legend=(), xlim=None):
         """Defined in :numref:`sec_tools`"""
-        self.fig = Figure(figsize=figsize)
+        self.fig = Figure(figsize=(4, 2.6))
         self.axes = self.fig.add_subplot()
-        self.config = dict(xlabel=xlabel, ylabel=ylabel, xlim=xlim,
-                           ylim=ylim, xscale=xscale, yscale=yscale)
-        self.legend, self.fmts = list(legend), fmts
-        self.X, self.Y, self.handle = None, None, None
+        self.labels = dict(xlabel=xlabel, ylabel=ylabel, xlim=xlim)
+        self.legend = list(legend)
+        self.curves = collections.defaultdict(lambda: ([], []))
+        self.display = None
 
-    def add(self, x, y):
-        """Append one point to each curve and redraw."""
-        ys = list(y) if hasattr(y, '__len__') else [y]
-        if self.X is None:
-            self.X, self.Y = [[] for _ in ys], [[] for _ in ys]
-        for i, value in enumerate(ys):
-            if value is not None:
-                self.X[i].append(x)
-                self.Y[i].append(float(value))
+    def add(self, x, ys):
+        """Add the point (x, y) to curve i for each y in ys; redraw."""
+        ys = ys if isinstance(ys, (list, tuple)) else [ys]
+        for i, y in enumerate(ys):
+            if y is not None:  # None: no point for this curve at this x
+                self.curves[i][0].append(x)
+                self.curves[i][1].append(float(y))
         self.draw()
 
     def draw(self):
-        """Redraw every curve and refresh the figure shown in Jupyter."""
+        """Redraw every curve; in Jupyter, replace the figure on the page."""
         self.axes.cla()
-        for xs, ys, fmt in zip(self.X, self.Y, self.fmts):
-            self.axes.plot(xs, ys, fmt)
-        self.axes.set(**self.config)
+        for i, (xs, ys) in sorted(self.curves.items()):
+            self.axes.plot(xs, ys, linestyle=('-', '--', '-.', ':')[i % 4])
+        self.axes.set(**self.labels)
         if self.legend:
             self.axes.legend(self.legend)
-        self.axes.grid()
+        self.axes.grid(alpha=0.3)
         self.fig.tight_layout()
-        if get_ipython() is None:
-            return
-        svg = io.StringIO()
-        self.fig.savefig(svg, format='svg')
-        if self.handle is None:
-            self.handle = display.display(display.SVG(svg.getvalue()),
-                                          display_id=True)
-        else:
-            self.handle.update(display.SVG(svg.getvalue()))
+        if get_ipython() is not None:
+            svg = display.SVG(self._repr_svg_())
+            if self.display is None:
+                self.display = display.display(svg, display_id=True)
+            else:
+                self.display.update(svg)
+
+    def _repr_svg_(self):
+        buffer = io.StringIO()
+        self.fig.savefig(buffer, format='svg')
+        return buffer.getvalue()
 
 def tokenize(lines, token='word'):
-    """Split each line into word or character tokens.
+    """Cut every line into a list of word or character tokens.
 
     Defined in :numref:`sec_tools`"""
-    if token == 'word':
-        return [line.split() for line in lines]
-    if token == 'char':
-        return [list(line) for line in lines]
-    raise ValueError(f"unknown token type {token!r}: expected 'word' or "
-                     "'char'")
+    cut = {'word': str.split, 'char': list}.get(token)
+    if cut is None:
+        raise ValueError(f"unknown token type {token!r}: expected 'word' or "
+                         "'char'")
+    return [cut(line) for line in lines]
 
 class Vocab:
-    """Map tokens to indices and back; index 0 is the unknown token."""
+    """Token indices: <unk> is 0, reserved tokens next, then by frequency."""
     def __init__(self, tokens=(), min_freq=0, reserved_tokens=()):
-        """Count tokens; index those seen at least min_freq times.
+        """Count tokens (or lines of tokens); index the frequent ones.
 
         Defined in :numref:`sec_tools`"""
-        if tokens and not isinstance(tokens[0], str):
+        if tokens and not isinstance(tokens[0], str):  # a list of lines
             tokens = [token for line in tokens for token in line]
-        counts = collections.Counter(tokens)
-        # sorted() is stable: equally frequent tokens keep first-seen order
-        self.token_freqs = sorted(counts.items(), key=lambda kv: kv[1],
-                                  reverse=True)
-        self.idx_to_token = ['<unk>'] + list(reserved_tokens)
-        known = set(self.idx_to_token)
-        self.idx_to_token += [token for token, freq in self.token_freqs
-                              if freq >= min_freq and token not in known]
-        self.token_to_idx = {token: idx
-                             for idx, token in enumerate(self.idx_to_token)}
-
-    def __len__(self):
-        return len(self.idx_to_token)
+        self.token_freqs = collections.Counter(tokens).most_common()
+        self.idx_to_token = ['<unk>', *reserved_tokens]
+        special = set(self.idx_to_token)
+        self.idx_to_token.extend(token for token, count in self.token_freqs
+                                 if count >= min_freq and token not in special)
+        self.token_to_idx = dict(zip(self.idx_to_token,
+                                     range(len(self.idx_to_token))))
 
     def __getitem__(self, tokens):
-        """Return the index of a token, or the indices of a list of tokens."""
+        """Index of a token, or the list of indices of a list of tokens."""
         if isinstance(tokens, (list, tuple)):
             return [self.token_to_idx.get(token, 0) for token in tokens]
         return self.token_to_idx.get(tokens, 0)
 
     def to_tokens(self, indices):
-        """Return the token of an index, or the tokens of a list of indices."""
+        """Token of an index, or the list of tokens of a list of indices."""
         if isinstance(indices, (list, tuple)):
             return [self.idx_to_token[int(i)] for i in indices]
         return self.idx_to_token[int(indices)]
@@ -187,163 +143,17 @@ class Vocab:
         """Index of the unknown token."""
         return 0
 
-DATA_HUB = dict()
-
-class DataError(RuntimeError):
-    """A dataset could not be downloaded, verified or read.
-
-    Defined in :numref:`sec_tools`"""
-
-def sha1sum(path):
-    """Return the hex SHA-1 digest of a file.
-
-    Defined in :numref:`sec_tools`"""
-    digest = hashlib.sha1()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-def _hub_override(name):
-    """Return the D2L_DATA_HUB entry for a dataset, or None.
-
-    Defined in :numref:`sec_tools`"""
-    path = os.environ.get('D2L_DATA_HUB')
-    if not path:
-        return None
-    try:
-        with open(path, encoding='utf-8') as f:
-            hub = json.load(f)
-    except (OSError, ValueError) as e:
-        raise DataError(f'cannot read the D2L_DATA_HUB file {path}: {e}')
-    entry = hub.get(name)
-    if entry is not None and not (isinstance(entry, list) and len(entry) == 2):
-        raise DataError(f'{path}: the entry for {name!r} should be '
-                        f'["url", "sha1"], got {entry!r}')
-    return entry
-
-def hub_overridden(name):
-    """Return whether D2L_DATA_HUB overrides a dataset's entry.
-
-    Defined in :numref:`sec_tools`"""
-    return _hub_override(name) is not None
-
-def hub_entry(name):
-    """Return (mirror URLs, SHA-1) of a dataset, honoring D2L_DATA_HUB.
-
-    Defined in :numref:`sec_tools`"""
-    entry = _hub_override(name) or DATA_HUB.get(name)
-    if entry is None:
-        raise DataError(f'unknown dataset {name!r}: it is neither in '
-                        'd2l.DATA_HUB nor in the D2L_DATA_HUB file')
-    urls, sha1 = entry
-    return ((urls,) if isinstance(urls, str) else tuple(urls)), sha1
-
-def data_dir():
-    """Return the cache directory: $D2L_DATA_DIR, or ../data.
-
-    Defined in :numref:`sec_tools`"""
-    return os.environ.get('D2L_DATA_DIR', os.path.join('..', 'data'))
-
-USER_AGENT = ('Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 '
-              '(KHTML, like Gecko) Chrome/120.0 Safari/537.36')
-
-def _fetch(url, fname, sha1):
-    """Download url to fname atomically, only if its SHA-1 matches.
-
-    Defined in :numref:`sec_tools`"""
-    request = urllib.request.Request(url, headers={'User-Agent': USER_AGENT})
-    tmp = None
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response, \
-                tempfile.NamedTemporaryFile(
-                    dir=os.path.dirname(fname) or '.', prefix='.partial-',
-                    delete=False) as f:
-            tmp, digest = f.name, hashlib.sha1()
-            for chunk in iter(lambda: response.read(1 << 20), b''):
-                digest.update(chunk)
-                f.write(chunk)
-        if digest.hexdigest() != sha1:
-            raise DataError(f'SHA-1 mismatch: expected {sha1}, got '
-                            f'{digest.hexdigest()}')
-        os.replace(tmp, fname)
-    finally:
-        if tmp and os.path.exists(tmp):
-            os.remove(tmp)
-
-def download(name, cache_dir=None):
-    """Download a DATA_HUB file into the cache, verify it, return its path.
-
-    Defined in :numref:`sec_tools`"""
-    urls, sha1 = hub_entry(name)
-    cache_dir = cache_dir or data_dir()
-    os.makedirs(cache_dir, exist_ok=True)
-    fname = os.path.join(cache_dir, urls[0].rstrip('/').split('/')[-1])
-    if os.path.exists(fname):
-        if sha1sum(fname) == sha1:
-            return fname
-        os.remove(fname)
-    failures = []
-    for url in urls:
-        print(f'Downloading {fname} from {url}...')
-        try:
-            _fetch(url, fname, sha1)
-            return fname
-        except (OSError, DataError) as e:  # network errors are OSErrors
-            failures.append(f'\n  {url}: {e}')
-    raise DataError(f'cannot download dataset {name!r} (expected SHA-1 '
-                    f'{sha1}) from any mirror:{"".join(failures)}')
-
-def _extract(fname, target, sha1):
-    """Extract an archive into target atomically, unless already done.
-
-    Defined in :numref:`sec_tools`"""
-    stamp = os.path.join(target, '.sha1')
-    if os.path.exists(stamp):
-        with open(stamp, encoding='utf-8') as f:
-            if f.read() == sha1:
-                return
-    tmp = tempfile.mkdtemp(dir=os.path.dirname(target), prefix='.partial-')
-    try:
-        if fname.endswith('.zip'):
-            with zipfile.ZipFile(fname) as archive:
-                archive.extractall(tmp)
-        else:
-            with tarfile.open(fname) as archive:
-                archive.extractall(tmp, filter='data')
-        with open(os.path.join(tmp, '.sha1'), 'w', encoding='utf-8') as f:
-            f.write(sha1)
-        shutil.rmtree(target, ignore_errors=True)
-        os.replace(tmp, target)
-    except Exception as e:
-        os.remove(fname)
-        raise DataError(f'cannot extract the archive {fname}: '
-                        f'{type(e).__name__}: {e}') from e
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-def download_extract(name, folder=None):
-    """Download and extract a zip/tar archive; return its directory.
-
-    Defined in :numref:`sec_tools`"""
-    fname = download(name)
-    match = re.fullmatch(r'(.+)\.(zip|tar|tar\.gz|tgz)', fname)
-    if match is None:
-        raise DataError(f'{fname}: only .zip, .tar, .tar.gz and .tgz '
-                        'archives can be extracted')
-    target = match.group(1)
-    _extract(fname, target, hub_entry(name)[1])
-    return os.path.join(target, folder) if folder else target
+    def __len__(self):
+        return len(self.idx_to_token)
 
 def masked_softmax(F, X, valid_lens):
     """Softmax over the last axis of X that gives padded keys zero weight.
 
     Defined in :numref:`sec_transformer-encoder`"""
-    # X: (batch_size, num_queries, num_keys); valid_lens: (batch_size,)
-    key_positions = F.np.zeros_like(X) + F.npx.arange_like(X, axis=-1)
-    padded = key_positions >= F.np.reshape(valid_lens.astype('float32'),
-                                           (-1, 1, 1))
-    return F.npx.softmax(X - 1e6 * padded.astype('float32'))
+    key_index = F.np.zeros_like(X) + F.npx.arange_like(X, axis=-1)  # (B, T, K)
+    lens = F.np.reshape(valid_lens.astype('float32'), (-1, 1, 1))    # (B, 1, 1)
+    padded = (key_index >= lens).astype('float32')                   # (B, T, K)
+    return F.npx.softmax(X - 1e6 * padded)                           # (B, T, K)
 
 class DotProductAttention(nn.HybridBlock):
     """Scaled dot-product attention with dropout on the attention weights.
@@ -355,12 +165,11 @@ class DotProductAttention(nn.HybridBlock):
         self.dropout = nn.Dropout(dropout)
 
     def hybrid_forward(self, F, queries, keys, values, valid_lens):
-        # queries: (batch_size, num_queries, key_size);
-        # keys: (batch_size, num_keys, key_size);
-        # values: (batch_size, num_keys, value_size)
-        scores = F.npx.batch_dot(queries * self.scale, keys, transpose_b=True)
-        weights = masked_softmax(F, scores, valid_lens)
-        return F.npx.batch_dot(self.dropout(weights), values)
+        # queries: (B, T, d); keys: (B, K, d); values: (B, K, v)
+        scores = F.npx.batch_dot(queries * self.scale, keys,
+                                 transpose_b=True)           # (B, T, K)
+        weights = masked_softmax(F, scores, valid_lens)      # (B, T, K)
+        return F.npx.batch_dot(self.dropout(weights), values)  # (B, T, v)
 
 class AttentionHead(nn.HybridBlock):
     """One attention head, with its own projections of its three inputs.
@@ -374,6 +183,7 @@ class AttentionHead(nn.HybridBlock):
         self.attention = DotProductAttention(head_size, dropout)
 
     def hybrid_forward(self, F, queries, keys, values, valid_lens):
+        # queries: (B, T, H); keys, values: (B, K, H) -> output (B, T, d)
         return self.attention(self.W_q(queries), self.W_k(keys),
                               self.W_v(values), valid_lens)
 
@@ -393,8 +203,8 @@ class MultiHeadAttention(nn.HybridBlock):
 
     def hybrid_forward(self, F, queries, keys, values, valid_lens):
         outputs = [head(queries, keys, values, valid_lens)
-                   for head in self.heads]
-        return self.W_o(F.np.concatenate(outputs, axis=-1))
+                   for head in self.heads]                   # h x (B, T, d)
+        return self.W_o(F.np.concatenate(outputs, axis=-1))  # (B, T, H)
 
 class PositionWiseFFN(nn.HybridBlock):
     """The same two-layer network, applied at every position.
@@ -407,60 +217,70 @@ class PositionWiseFFN(nn.HybridBlock):
         self.dense2 = nn.Dense(num_hiddens, flatten=False)
 
     def hybrid_forward(self, F, X):
+        # X: (B, T, H) -> (B, T, ffn_num_hiddens) -> (B, T, H)
         return self.dense2(self.gelu(self.dense1(X)))
 
-class LayerNorm(nn.HybridBlock):
-    """Layer normalization over the last axis, with sums as matrix products.
+def layer_norm(F, X, gamma, beta, eps):
+    """Normalize each token's features, then scale by gamma, shift by beta.
 
     Defined in :numref:`sec_transformer-encoder`"""
-    def __init__(self, num_hiddens, eps=1e-5, **kwargs):
+    mu = F.np.mean(X, axis=-1, keepdims=True)                  # (B, T, 1)
+    var = F.np.mean(F.np.square(X - mu), axis=-1, keepdims=True)  # (B, T, 1)
+    return (X - mu) / F.np.sqrt(var + eps) * gamma + beta      # (B, T, H)
+
+def layer_norm_by_matmul(F, X, gamma, beta, eps, num_hiddens):
+    """layer_norm with every sum over features written as a matrix product.
+
+    Defined in :numref:`sec_transformer-encoder`"""
+    def times(A, W, num_outputs):  # A @ W.T over the last axis of A
+        return F.npx.fully_connected(A, W, num_hidden=num_outputs,
+                                     no_bias=True, flatten=False)
+    H = num_hiddens
+    mean_of = F.np.full((1, H), 1 / H)                        # (1, H)
+    copy_to = F.np.ones((H, 1))                               # (H, 1)
+    X = X - times(times(X, mean_of, 1), copy_to, H)           # (B, T, H)
+    inv_std = 1 / F.np.sqrt(times(X * X, mean_of, 1) + eps)   # (B, T, 1)
+    scale = times(inv_std, F.np.reshape(gamma, (-1, 1)), H)   # (B, T, H)
+    shift = times(F.np.ones_like(inv_std), F.np.reshape(beta, (-1, 1)), H)
+    return X * scale + shift                                  # (B, T, H)
+
+class LayerNorm(nn.HybridBlock):
+    """Layer normalization over the last axis, optionally by matrix products.
+
+    Defined in :numref:`sec_transformer-encoder`"""
+    def __init__(self, num_hiddens, eps=1e-5, by_matmul=True, **kwargs):
         super().__init__(**kwargs)
-        self.num_hiddens, self.eps = num_hiddens, eps
-        self.gamma = self.params.get('gamma', shape=(num_hiddens, 1),
-                                     init=init.One())
-        self.beta = self.params.get('beta', shape=(num_hiddens, 1),
-                                    init=init.Zero())
+        self.num_hiddens, self.eps, self.by_matmul = num_hiddens, eps, by_matmul
+        self.gamma = self.params.get('gamma', init='ones',
+                                     shape=(num_hiddens,))
+        self.beta = self.params.get('beta', init='zeros',
+                                    shape=(num_hiddens,))
 
     def hybrid_forward(self, F, X, gamma, beta):
-        n = self.num_hiddens
-        def times(A, W, num_outputs):  # A @ W.T over the last axis of A
-            return F.npx.fully_connected(A, W, no_bias=True, flatten=False,
-                                         num_hidden=num_outputs)
-        average = F.np.full((1, n), 1 / n)  # times(X, average, 1): row means
-        spread = F.np.ones((n, 1))  # times(c, spread, n): column c, n times
-        X = X - times(times(X, average, 1), spread, n)
-        var = times(X * X, average, 1)
-        # Outer products: 1 / std with gamma, and a column of ones with beta
-        scale = times(1 / F.np.sqrt(var + self.eps), gamma, n)
-        return X * scale + times(F.np.ones_like(var), beta, n)
-
-class AddNorm(nn.HybridBlock):
-    """Residual connection followed by layer normalization.
-
-    Defined in :numref:`sec_transformer-encoder`"""
-    def __init__(self, num_hiddens, dropout, **kwargs):
-        super().__init__(**kwargs)
-        self.dropout = nn.Dropout(dropout)
-        self.ln = LayerNorm(num_hiddens)
-
-    def hybrid_forward(self, F, X, Y):
-        return self.ln(X + self.dropout(Y))
+        if self.by_matmul:
+            return layer_norm_by_matmul(F, X, gamma, beta, self.eps,
+                                        self.num_hiddens)
+        return layer_norm(F, X, gamma, beta, self.eps)
 
 class EncoderBlock(nn.HybridBlock):
-    """Transformer encoder block: self-attention, then a feed-forward net.
+    """A post-LN Transformer encoder block: self-attention, then an FFN.
 
     Defined in :numref:`sec_transformer-encoder`"""
     def __init__(self, num_hiddens, ffn_num_hiddens, num_heads, dropout,
                  **kwargs):
         super().__init__(**kwargs)
-        self.attention = MultiHeadAttention(num_hiddens, num_heads, dropout)
-        self.addnorm1 = AddNorm(num_hiddens, dropout)
+        self.self_attention = MultiHeadAttention(num_hiddens, num_heads,
+                                                 dropout)
+        self.norm_attention = LayerNorm(num_hiddens)
         self.ffn = PositionWiseFFN(ffn_num_hiddens, num_hiddens)
-        self.addnorm2 = AddNorm(num_hiddens, dropout)
+        self.norm_ffn = LayerNorm(num_hiddens)
+        self.dropout = nn.Dropout(dropout)
 
     def hybrid_forward(self, F, X, valid_lens):
-        Y = self.addnorm1(X, self.attention(X, X, X, valid_lens))
-        return self.addnorm2(Y, self.ffn(Y))
+        # X: (B, T, H); valid_lens: (B,)
+        attended = self.self_attention(X, X, X, valid_lens)       # (B, T, H)
+        X = self.norm_attention(X + self.dropout(attended))       # (B, T, H)
+        return self.norm_ffn(X + self.dropout(self.ffn(X)))       # (B, T, H)
 
 def get_tokens_and_segments(tokens_a, tokens_b=None):
     """Add <cls> and <sep> to one or two token lists; return their segments.
@@ -469,58 +289,76 @@ def get_tokens_and_segments(tokens_a, tokens_b=None):
     tokens = ['<cls>', *tokens_a, '<sep>']
     segments = [0] * len(tokens)
     if tokens_b is not None:
-        tokens += [*tokens_b, '<sep>']
-        segments += [1] * (len(tokens_b) + 1)
+        tokens.extend(tokens_b)
+        tokens.append('<sep>')
+        segments.extend([1] * (len(tokens_b) + 1))
     return tokens, segments
 
+def check_bert_input(tokens, segments, vocab_size, max_len):
+    """Raise ValueError unless tokens and segments are a valid BERT input.
+
+    Defined in :numref:`sec_bert-model`"""
+    if tokens.ndim != 2 or segments.shape != tokens.shape:
+        raise ValueError(f'tokens and segments must both have shape '
+                         f'(batch_size, seq_len), got {tokens.shape} and '
+                         f'{segments.shape}')
+    if tokens.shape[1] > max_len:
+        raise ValueError(f'sequence length {tokens.shape[1]} exceeds '
+                         f'max_len={max_len}')
+    for name, ids, limit in (('token', tokens, vocab_size),
+                             ('segment', segments, 2)):
+        low, high = int(ids.min()), int(ids.max())
+        if low < 0 or high >= limit:
+            bad = low if low < 0 else high
+            raise ValueError(f'{name} id {bad} is outside [0, {limit})')
+
 class BERTEncoder(nn.HybridBlock):
-    """BERT's encoder: the sum of three embeddings, then encoder blocks.
+    """BERT's encoder: embeddings of tokens, segments and positions, blocks.
 
     Defined in :numref:`sec_bert-model`"""
     def __init__(self, vocab_size, num_hiddens, ffn_num_hiddens, num_heads,
-                 num_layers, dropout, max_len=1000, **kwargs):
-        super().__init__(**kwargs)
-        self.max_len = max_len
-        self.token_embedding = nn.Embedding(vocab_size, num_hiddens)
-        self.segment_embedding = nn.Embedding(2, num_hiddens)
-        self.pos_embedding = nn.Embedding(max_len, num_hiddens)
-        self.blks = nn.HybridSequential()
-        for _ in range(num_layers):
-            self.blks.add(d2l.EncoderBlock(num_hiddens, ffn_num_hiddens,
-                                           num_heads, dropout))
+                 num_layers, dropout, max_len=512):
+        super().__init__()
+        self.vocab_size, self.max_len = vocab_size, max_len
+        self.token_table = nn.Embedding(vocab_size, num_hiddens)
+        self.segment_table = nn.Embedding(2, num_hiddens)
+        self.position_table = nn.Embedding(max_len, num_hiddens)
+        self.embedding_norm = d2l.LayerNorm(num_hiddens)
+        self.embedding_dropout = nn.Dropout(dropout)
+        self.blocks = nn.HybridSequential()
+        self.blocks.add(*[
+            d2l.EncoderBlock(num_hiddens, ffn_num_hiddens, num_heads, dropout)
+            for _ in range(num_layers)])
 
     def forward(self, tokens, segments, valid_lens=None):
-        """Check the shapes of actual arrays, then run the encoder."""
+        """Check actual arrays, then run the encoder."""
         if isinstance(tokens, np.ndarray):  # not a placeholder in a graph
-            if tokens.ndim != 2 or segments.shape != tokens.shape:
-                raise ValueError(f'tokens and segments must both have shape '
-                                 f'(batch_size, seq_len), got {tokens.shape} '
-                                 f'and {segments.shape}')
-            if tokens.shape[1] > self.max_len:
-                raise ValueError(f'sequence length {tokens.shape[1]} exceeds '
-                                 f'max_len={self.max_len}')
+            check_bert_input(tokens, segments, self.vocab_size, self.max_len)
         if valid_lens is None:  # no padding: count every position
             valid_lens = (tokens >= 0).sum(axis=1)
         return super().forward(tokens, segments, valid_lens)
 
     def hybrid_forward(self, F, tokens, segments, valid_lens):
-        positions = F.np.zeros_like(tokens) + F.npx.arange_like(tokens, axis=1)
-        X = (self.token_embedding(tokens) + self.segment_embedding(segments)
-             + self.pos_embedding(positions))
-        for blk in self.blks:
-            X = blk(X, valid_lens)
+        # tokens, segments: (B, T); valid_lens: (B,)
+        positions = F.np.zeros_like(tokens) + F.npx.arange_like(tokens,
+                                                                axis=1)
+        summed = (self.token_table(tokens) + self.segment_table(segments)
+                  + self.position_table(positions))           # (B, T, H)
+        X = self.embedding_dropout(self.embedding_norm(summed))  # (B, T, H)
+        for block in self.blocks:
+            X = block(X, valid_lens)                          # (B, T, H)
         return X
 
 class MaskLM(nn.HybridBlock):
-    """The masked language model head: scores tokens at pred_positions.
+    """The masked language model: scores every token at pred_positions.
 
     Defined in :numref:`sec_bert-model`"""
     def __init__(self, vocab_size, num_hiddens, **kwargs):
         super().__init__(**kwargs)
-        self.mlp = nn.HybridSequential()
-        self.mlp.add(nn.Dense(num_hiddens, flatten=False), nn.GELU(),
-                     d2l.LayerNorm(num_hiddens),
-                     nn.Dense(vocab_size, flatten=False))
+        self.transform = nn.HybridSequential()
+        self.transform.add(nn.Dense(num_hiddens, flatten=False), nn.GELU(),
+                           d2l.LayerNorm(num_hiddens))
+        self.decoder = nn.Dense(vocab_size, flatten=False)
 
     def forward(self, X, pred_positions):
         """Check actual pred_positions against X, then run the head."""
@@ -540,13 +378,16 @@ class MaskLM(nn.HybridBlock):
         return super().forward(X, pred_positions)
 
     def hybrid_forward(self, F, X, pred_positions):
-        batch_idx = F.np.zeros_like(pred_positions) + F.np.expand_dims(
-            F.npx.arange_like(pred_positions, axis=0), -1)
-        indices = F.np.stack([batch_idx, pred_positions]).astype('int32')
-        return self.mlp(F.npx.gather_nd(X, indices))
+        # X: (B, T, H); pred_positions: (B, P)
+        example = F.np.expand_dims(F.npx.arange_like(pred_positions, axis=0),
+                                   axis=1)                    # (B, 1)
+        example = F.np.zeros_like(pred_positions) + example   # (B, P)
+        where = F.np.stack([example, pred_positions]).astype('int32')
+        picked = F.npx.gather_nd(X, where)  # (B, P, H): X[b, positions[b, p]]
+        return self.decoder(self.transform(picked))           # (B, P, V)
 
 class NextSentencePred(nn.HybridBlock):
-    """The next sentence prediction head: classifies the <cls> vector.
+    """Next sentence prediction: two scores from the pooled <cls> vector.
 
     Defined in :numref:`sec_bert-model`"""
     def __init__(self, num_hiddens, **kwargs):
@@ -555,29 +396,31 @@ class NextSentencePred(nn.HybridBlock):
         self.output = nn.Dense(2)
 
     def hybrid_forward(self, F, X):
+        # X: (B, T, H) -> the <cls> vectors (B, H) -> scores (B, 2)
         return self.output(self.pooler(X[:, 0]))
 
 class BERTModel(nn.HybridBlock):
-    """BERT: the encoder with its masked language model and NSP heads.
+    """BERT's encoder with its masked LM and next sentence prediction heads.
 
     Defined in :numref:`sec_bert-model`"""
     def __init__(self, vocab_size, num_hiddens, ffn_num_hiddens, num_heads,
-                 num_layers, dropout, max_len=1000, **kwargs):
-        super().__init__(**kwargs)
-        self.config = dict(vocab_size=vocab_size, num_hiddens=num_hiddens,
-                           ffn_num_hiddens=ffn_num_hiddens,
-                           num_heads=num_heads, num_layers=num_layers,
-                           dropout=dropout, max_len=max_len)
+                 num_layers, dropout, max_len=512):
+        super().__init__()
+        self.config = {'vocab_size': vocab_size, 'num_hiddens': num_hiddens,
+                       'ffn_num_hiddens': ffn_num_hiddens,
+                       'num_heads': num_heads, 'num_layers': num_layers,
+                       'dropout': dropout, 'max_len': max_len}
         self.encoder = BERTEncoder(**self.config)
         self.mlm = MaskLM(vocab_size, num_hiddens)
         self.nsp = NextSentencePred(num_hiddens)
 
     def forward(self, tokens, segments, valid_lens=None, pred_positions=None):
         """Return the encoding, the MLM scores (or None) and the NSP scores."""
-        encoded_X = self.encoder(tokens, segments, valid_lens)
-        mlm_Y_hat = (None if pred_positions is None
-                     else self.mlm(encoded_X, pred_positions))
-        return encoded_X, mlm_Y_hat, self.nsp(encoded_X)
+        encoded_X = self.encoder(tokens, segments, valid_lens)  # (B, T, H)
+        if pred_positions is None:
+            return encoded_X, None, self.nsp(encoded_X)
+        return encoded_X, self.mlm(encoded_X, pred_positions), self.nsp(
+            encoded_X)
 
 d2l.DATA_HUB['wikitext-2'] = (
     ('https://wikitext.smerity.com/wikitext-2-v1.zip',),
@@ -588,49 +431,63 @@ WIKITEXT2_SHA1 = {
     'wiki.valid.tokens': '0418625c8b4da6e4b5c7a0b9e78d4ae8f7ee5422',
     'wiki.test.tokens': 'c7b8ce0aa086fb34dab808c5c49224211eb2b172'}
 
-def _download_wiki():
+def download_wiki():
     """Download WikiText-2; return the directory of its verified text files.
 
     Defined in :numref:`sec_bert-dataset`"""
-    data_dir = d2l.download_extract('wikitext-2', 'wikitext-2')
-    train = os.path.join(data_dir, 'wiki.train.tokens')
-    if not os.path.isfile(train):
-        raise d2l.DataError(f'{train} is missing: the wikitext-2 archive '
-                            'must hold wikitext-2/wiki.train.tokens')
+    folder = d2l.download_extract('wikitext-2', 'wikitext-2')
+    for name in ('wiki.train.tokens', 'wiki.valid.tokens'):
+        if not os.path.isfile(os.path.join(folder, name)):
+            raise d2l.DataError(f'{os.path.join(folder, name)} is missing: '
+                                f'the wikitext-2 archive must hold '
+                                f'wikitext-2/{name}')
     if d2l.hub_overridden('wikitext-2'):
-        return data_dir  # the overriding archive's SHA-1 is the contract
+        return folder  # the overriding archive's SHA-1 is the contract
     for name, sha1 in WIKITEXT2_SHA1.items():
-        path = os.path.join(data_dir, name)
+        path = os.path.join(folder, name)
         actual = d2l.sha1sum(path) if os.path.exists(path) else sha1
         if actual != sha1:
             raise d2l.DataError(f'{path}: SHA-1 mismatch: expected {sha1} '
                                 f'(canonical WikiText-2), got {actual}')
-    return data_dir
+    return folder
 
-def _read_wiki(data_dir):
-    """Read wiki.train.tokens as paragraphs of lowercase sentences.
+def describe_wiki(folder):
+    """Say whether folder holds WikiText-2's own splits or a stand-in.
 
     Defined in :numref:`sec_bert-dataset`"""
-    path = os.path.join(data_dir, 'wiki.train.tokens')
+    for name in ('wiki.train.tokens', 'wiki.valid.tokens'):
+        path = os.path.join(folder, name)
+        canonical = d2l.sha1sum(path) == WIKITEXT2_SHA1[name]
+        print(f'{name}: ' + ('WikiText-2, canonical' if canonical else
+                             'a stand-in, not the canonical file'))
+
+def read_wiki(folder, split='train'):
+    """Read wiki.<split>.tokens as paragraphs of lowercase sentences.
+
+    Defined in :numref:`sec_bert-dataset`"""
+    path = os.path.join(folder, f'wiki.{split}.tokens')
     try:
         with open(path, encoding='utf-8') as f:
             lines = f.readlines()
     except UnicodeDecodeError as e:
         raise d2l.DataError(f'{path} is not UTF-8 text: {e}') from e
-    paragraphs = [line.strip().lower().split(' . ') for line in lines]
-    paragraphs = [p for p in paragraphs if len(p) >= 2]
+    paragraphs = []
+    for line in lines:
+        sentences = line.strip().lower().split(' . ')
+        if len(sentences) >= 2:
+            paragraphs.append(sentences)
     if not paragraphs:
         raise d2l.DataError(f'{path}: no line holds two sentences joined by '
                             '" . "; expected WikiText, one paragraph per line')
     return paragraphs
 
-def _get_nsp_pairs(num_sentences):
+def get_nsp_pairs(num_sentences):
     """Pair each sentence with its successor or, half the time, another.
 
     Defined in :numref:`sec_bert-dataset`"""
     num_sentences = onp.asarray(num_sentences)
-    ends = onp.cumsum(num_sentences)
-    starts = ends - num_sentences
+    ends = onp.cumsum(num_sentences)         # one past each paragraph's last
+    starts = ends - num_sentences            # each paragraph's first sentence
     first = onp.setdiff1d(onp.arange(ends[-1]), ends - 1)  # has a successor
     is_next = onp.random.rand(len(first)) < 0.5
     paragraph = onp.random.randint(len(num_sentences), size=len(first))
@@ -638,45 +495,48 @@ def _get_nsp_pairs(num_sentences):
                        + onp.random.randint(num_sentences[paragraph]))
     return first, onp.where(is_next, first + 1, random_sentence), is_next
 
-def _index_sentences(sentences, vocab):
+BERT_RESERVED_TOKENS = ('<cls>', '<sep>', '<mask>', '<pad>')
+
+def index_sentences(sentences, vocab):
     """Concatenate sentence ids, each ended by <sep>; return ids and starts.
 
     Defined in :numref:`sec_bert-dataset`"""
-    ids = vocab[[token for s in sentences for token in s + ['<sep>']]]
+    ids = vocab[[token for s in sentences for token in [*s, '<sep>']]]
     starts = onp.cumsum([0] + [len(s) + 1 for s in sentences])
     return onp.array(ids, dtype=onp.int32), starts
 
-def _pack_pairs(ids, starts, first, second, max_len, vocab):
+def pack_pairs(ids, starts, first, second, max_len, vocab):
     """Return tokens, segments and valid_lens of pairs padded to max_len.
 
     Defined in :numref:`sec_bert-dataset`"""
-    pos = onp.arange(max_len)
-    sizes = onp.diff(starts)  # sentence lengths, plus one for <sep>
-    end_a = (1 + sizes[first])[:, None]
-    valid_lens = end_a + sizes[second][:, None]
+    pos = onp.arange(max_len)                        # (max_len,)
+    sizes = onp.diff(starts)                         # sentence length + <sep>
+    end_a = (1 + sizes[first])[:, None]              # (N, 1): b starts here
+    valid_lens = end_a + sizes[second][:, None]      # (N, 1)
+    # src[i, p]: the entry of ids at position p of pair i (for p >= 1)
     src = onp.where(pos < end_a, starts[first][:, None] + pos - 1,
-                    starts[second][:, None] + pos - end_a)
+                    starts[second][:, None] + pos - end_a)   # (N, max_len)
     tokens = onp.where(pos < valid_lens, ids.take(src, mode='clip'),
-                       vocab['<pad>']).astype(onp.int32)
+                       vocab['<pad>']).astype(onp.int32)     # (N, max_len)
     tokens[:, 0] = vocab['<cls>']
     segments = ((pos >= end_a) & (pos < valid_lens)).astype(onp.int32)
     return tokens, segments, valid_lens[:, 0]
 
-def _mask_tokens(tokens, valid_lens, vocab):
+def mask_tokens(tokens, valid_lens, vocab):
     """Pick 15% of each row's words to predict and corrupt them 80/10/10.
 
     Defined in :numref:`sec_bert-dataset`"""
     num_slots = round(0.15 * tokens.shape[1])
-    num_preds = onp.maximum(1, onp.round(0.15 * valid_lens))
-    in_use = onp.arange(num_slots) < num_preds[:, None]
-    keys = onp.random.rand(*tokens.shape)
+    num_preds = onp.maximum(1, onp.round(0.15 * valid_lens))   # (N,)
+    in_use = onp.arange(num_slots) < num_preds[:, None]        # (N, slots)
+    keys = onp.random.rand(*tokens.shape)                      # (N, max_len)
     keys[onp.isin(tokens, vocab[['<cls>', '<sep>', '<pad>']])] = 2
     pred_positions = onp.where(in_use, keys.argsort(axis=1)[:, :num_slots], 0)
-    rows, slots = in_use.nonzero()
-    cols = pred_positions[rows, slots]
+    rows, slots = in_use.nonzero()         # one entry per used slot
+    cols = pred_positions[rows, slots]     # its position in the row
     labels = tokens[rows, cols]
-    words = onp.setdiff1d(onp.arange(len(vocab)), vocab[
-        ['<unk>', '<pad>', '<mask>', '<cls>', '<sep>']])
+    words = onp.setdiff1d(onp.arange(len(vocab)),
+                          vocab[['<unk>', *BERT_RESERVED_TOKENS]])
     random_words = words[onp.random.randint(len(words), size=len(rows))]
     u = onp.random.rand(len(rows))
     masked = tokens.copy()
@@ -687,30 +547,39 @@ def _mask_tokens(tokens, valid_lens, vocab):
     return (masked, pred_positions.astype(onp.int32),
             in_use.astype(onp.float32), mlm_labels)
 
-class _WikiTextDataset(gluon.data.Dataset):
+class WikiTextDataset(gluon.data.Dataset):
     """Masked language modeling and next sentence prediction examples.
 
     Defined in :numref:`sec_bert-dataset`"""
-    def __init__(self, paragraphs, max_len):
+    def __init__(self, paragraphs, max_len, vocab=None):
+        progress = tqdm(total=4, desc='Building BERT examples')
         sentences = d2l.tokenize([s for p in paragraphs for s in p])
-        self.vocab = d2l.Vocab(sentences, min_freq=5, reserved_tokens=[
-            '<pad>', '<mask>', '<cls>', '<sep>'])
-        ids, starts = _index_sentences(sentences, self.vocab)
-        first, second, is_next = _get_nsp_pairs([len(p) for p in paragraphs])
+        self.vocab = vocab or d2l.Vocab(
+            sentences, min_freq=5, reserved_tokens=BERT_RESERVED_TOKENS)
+        if len(self.vocab) <= 1 + len(BERT_RESERVED_TOKENS):
+            raise ValueError('no word occurs 5 times or more in the text: '
+                             'the vocabulary would hold special tokens only')
+        progress.update()
+        ids, starts = index_sentences(sentences, self.vocab)
+        first, second, is_next = get_nsp_pairs([len(p) for p in paragraphs])
         sizes = onp.diff(starts)
-        pair_lens = sizes[first] + sizes[second] + 1
-        keep = pair_lens <= max_len
+        keep = sizes[first] + sizes[second] + 1 <= max_len
         if not keep.any():
             raise ValueError(f'no sentence pair fits max_len={max_len}: the '
-                             f'shortest has {pair_lens.min()} tokens')
-        tokens, segments, valid_lens = _pack_pairs(
+                             f'shortest has '
+                             f'{(sizes[first] + sizes[second] + 1).min()} '
+                             'tokens')
+        progress.update()
+        tokens, segments, valid_lens = pack_pairs(
             ids, starts, first[keep], second[keep], max_len, self.vocab)
-        masked, pred_positions, mlm_weights, mlm_labels = _mask_tokens(
+        progress.update()
+        masked, pred_positions, mlm_weights, mlm_labels = mask_tokens(
             tokens, valid_lens, self.vocab)
-        valid_lens = valid_lens.astype(onp.float32)
-        nsp_labels = is_next[keep].astype(onp.int32)
-        self.arrays = (masked, segments, valid_lens, pred_positions,
-                       mlm_weights, mlm_labels, nsp_labels)
+        progress.update()
+        progress.close()
+        self.arrays = (masked, segments, valid_lens.astype(onp.float32),
+                       pred_positions, mlm_weights, mlm_labels,
+                       is_next[keep].astype(onp.int32))
 
     def __getitem__(self, idx):
         return tuple(array[idx] for array in self.arrays)
@@ -718,121 +587,172 @@ class _WikiTextDataset(gluon.data.Dataset):
     def __len__(self):
         return len(self.arrays[0])
 
-def load_data_wiki(batch_size, max_len):
-    """Load WikiText-2 for BERT pretraining; return (train_iter, vocab).
+def load_data_wiki(batch_size, max_len, split='train', vocab=None):
+    """Load WikiText-2 for BERT pretraining; return (data_iter, vocab).
 
     Defined in :numref:`sec_bert-dataset`"""
-    train_set = _WikiTextDataset(_read_wiki(_download_wiki()), max_len)
-    train_iter = gluon.data.DataLoader(train_set, batch_size, shuffle=True)
-    return train_iter, train_set.vocab
+    if not (isinstance(batch_size, int) and batch_size >= 1):
+        raise ValueError(f'batch_size must be a positive integer, got '
+                         f'{batch_size!r}')
+    if not (isinstance(max_len, int) and max_len >= 5):
+        raise ValueError(f'max_len must be an integer of at least 5 (<cls>, '
+                         f'two words, two <sep>), got {max_len!r}')
+    paragraphs = read_wiki(download_wiki(), split)
+    dataset = WikiTextDataset(paragraphs, max_len, vocab)
+    data_iter = gluon.data.DataLoader(dataset, batch_size,
+                                      shuffle=(split == 'train'))
+    return data_iter, dataset.vocab
 
-class _PretrainingLoss(nn.HybridBlock):
-    """Sum BERT's MLM and NSP cross-entropies over one shard of a batch.
+def mlm_nsp_losses(net, loss, vocab_size, tokens, segments, valid_lens,
+                   pred_positions, mlm_weights, mlm_labels, nsp_labels):
+    """Return BERT's MLM and NSP losses of one batch, as in the equations.
 
     Defined in :numref:`sec_bert-pretraining`"""
-    def __init__(self, net, loss, vocab_size, **kwargs):
-        super().__init__(**kwargs)
+    _, mlm_Y_hat, nsp_Y_hat = net(tokens, segments, valid_lens,
+                                  pred_positions)         # (B, P, V), (B, 2)
+    mlm_l = loss(mlm_Y_hat.reshape(-1, vocab_size), mlm_labels.reshape(-1),
+                 mlm_weights.reshape(-1, 1))              # (B * P,)
+    mlm_l = mlm_l.sum() / (mlm_weights.sum() + 1e-8)
+    return mlm_l, loss(nsp_Y_hat, nsp_labels).mean()
+
+class PretrainingLoss(gluon.HybridBlock):
+    """The sums of BERT's MLM and NSP cross-entropies over one shard.
+
+    Defined in :numref:`sec_bert-pretraining`"""
+    def __init__(self, net, loss, vocab_size):
+        super().__init__()
         self.net, self.loss, self.vocab_size = net, loss, vocab_size
 
     def hybrid_forward(self, F, tokens, segments, valid_lens, pred_positions,
                        mlm_weights, mlm_labels, nsp_labels):
         _, mlm_Y_hat, nsp_Y_hat = self.net(tokens, segments, valid_lens,
                                            pred_positions)
-        mlm_l = self.loss(mlm_Y_hat.reshape((-1, self.vocab_size)),
-                          mlm_labels.reshape(-1), mlm_weights.reshape((-1, 1)))
-        return mlm_l.sum(), self.loss(nsp_Y_hat, nsp_labels).sum()
+        mlm_sum = self.loss(mlm_Y_hat.reshape(-1, self.vocab_size),
+                            mlm_labels.reshape(-1),
+                            mlm_weights.reshape(-1, 1)).sum()
+        return mlm_sum, self.loss(nsp_Y_hat, nsp_labels).sum()
 
-def _split_batch(batch, devices):
+def split_batch(batch, devices):
     """Split a batch across devices; return the shards and their weights.
 
     Defined in :numref:`sec_bert-pretraining`"""
     num_used = min(len(batch[0]), len(devices))
     if num_used < len(devices):  # idle devices get a copy, weighted 0
-        copies = np.array([0] * (len(devices) - num_used), dtype='int32')
+        copies = np.zeros(len(devices) - num_used, dtype='int32')
         batch = [np.concatenate([x, x[copies]]) for x in batch]
     parts = [gluon.utils.split_and_load(x, devices, even_split=False)
-             for x in batch]
+             for x in batch]   # parts[a][k]: array a of device k's shard
     weights = [1.0] * num_used + [0.0] * (len(devices) - num_used)
     return list(zip(*parts)), weights
 
-def _train_step(step_loss, trainer, batch, devices):
+def train_step(step_loss, trainer, batch, devices):
     """Update the parameters on one batch; return its losses as arrays.
 
     Defined in :numref:`sec_bert-pretraining`"""
-    shards, weights = _split_batch(batch, devices)
-    mlm_total = float(batch[4].asnumpy().sum()) + 1e-8
-    nsp_total = len(batch[0])
+    shards, weights = split_batch(batch, devices)
+    tokens, _, _, _, mlm_weights, _, _ = batch
+    num_slots = float(mlm_weights.asnumpy().sum()) + 1e-8  # W
+    num_pairs = len(tokens)                                # N
     with autograd.record():
         sums = [step_loss(*shard) for shard in shards]
-        ls = [w * (mlm / mlm_total + nsp / nsp_total)
-              for w, (mlm, nsp) in zip(weights, sums)]
-    autograd.backward(ls)
+        terms = [(w * mlm / num_slots, w * nsp / num_pairs)
+                 for w, (mlm, nsp) in zip(weights, sums)]
+        shard_losses = [mlm + nsp for mlm, nsp in terms]
+    autograd.backward(shard_losses)
     trainer.step(1)
-    return [(w * mlm / mlm_total, w * nsp / nsp_total)
-            for w, (mlm, nsp) in zip(weights, sums)]
+    return terms
 
-def _batches(train_iter, num_steps):
+def endless_batches(data_iter, num_steps):
     """Yield num_steps batches, going through the data as often as needed.
 
     Defined in :numref:`sec_bert-pretraining`"""
     step = 0
     while step < num_steps:
         epoch_start = step
-        for batch in train_iter:
+        for batch in data_iter:
             yield batch
             step += 1
             if step == num_steps:
                 return
         if step == epoch_start:
-            raise ValueError('train_iter yielded no batch')
-
-def _plot_losses(animator, metric, step, losses):
-    """Read one step's losses from the devices, add them up and plot them.
-
-    Defined in :numref:`sec_bert-pretraining`"""
-    mlm_l = sum(float(mlm) for mlm, _ in losses)
-    nsp_l = sum(float(nsp) for _, nsp in losses)
-    metric.add(mlm_l, nsp_l, 0)
-    animator.add(step, (mlm_l, nsp_l))
+            raise ValueError('the data iterator yielded no batch')
 
 def train_bert(train_iter, net, loss, vocab_size, devices, num_steps,
                lr=1e-3):
-    """Pretrain BERT with the MLM and NSP losses on all devices.
+    """Pretrain BERT on all devices; plot and print the MLM and NSP losses.
 
     Defined in :numref:`sec_bert-pretraining`"""
-    step_loss = _PretrainingLoss(net, loss, vocab_size)
+    step_loss = PretrainingLoss(net, loss, vocab_size)
     step_loss.hybridize(static_alloc=True, static_shape=True)
-    trainer = gluon.Trainer(net.collect_params(), 'adam',
-                            {'learning_rate': lr})
-    animator = d2l.Animator(xlabel='step', ylabel='loss',
-                            xlim=[1, num_steps], legend=['mlm', 'nsp'])
-    metric = d2l.Accumulator(3)  # MLM loss, NSP loss, sentence pairs
+    trainer = gluon.Trainer(net.collect_params(), 'adam', {'learning_rate': lr})
+    plot = d2l.Animator(xlabel='step', ylabel='loss', legend=['MLM', 'NSP'],
+                        xlim=[1, num_steps])
+    history, pending, num_pairs = [], None, 0
     timer = d2l.Timer()
-    for step, batch in enumerate(_batches(train_iter, num_steps), 1):
-        losses = _train_step(step_loss, trainer, batch, devices)
-        metric.add(0, 0, len(batch[0]))
-        if step > 1:  # the previous step has finished, or nearly so
-            _plot_losses(animator, metric, step - 1, previous)
-        previous = losses
-    _plot_losses(animator, metric, num_steps, previous)
+    for step, batch in enumerate(endless_batches(train_iter, num_steps), 1):
+        terms = train_step(step_loss, trainer, batch, devices)
+        num_pairs += len(batch[0])
+        if pending is not None:  # the previous step has finished, or nearly
+            history.append([sum(float(x) for x in t) for t in zip(*pending)])
+            plot.add(step - 1, history[-1])
+        pending = terms
+    history.append([sum(float(x) for x in t) for t in zip(*pending)])
+    plot.add(num_steps, history[-1])
     npx.waitall()
-    timer.stop()
-    print(f'MLM loss {metric[0] / num_steps:.3f}, '
-          f'NSP loss {metric[1] / num_steps:.3f}')
-    print(f'{metric[2] / timer.sum():.1f} sentence pairs/sec on '
-          f'{devices}')
+    seconds = timer.stop()
+    step_loss.hybridize(False)  # release the graph's memory (see above)
+    mlm_l, nsp_l = onp.mean(history[-10:], axis=0)
+    print(f'MLM loss {mlm_l:.3f}, NSP loss {nsp_l:.3f}')
+    print(f'{num_pairs / seconds:.1f} sentence pairs/sec on {devices}')
+
+def evaluate_bert(net, data_iter, device):
+    """Return MLM top-1 accuracy (over real slots) and NSP accuracy.
+
+    Defined in :numref:`sec_bert-pretraining`"""
+    mlm_hits = num_slots = nsp_hits = num_pairs = 0
+    for batch in data_iter:
+        (tokens, segments, valid_lens, pred_positions, mlm_weights,
+         mlm_labels, nsp_labels) = [x.as_in_ctx(device) for x in batch]
+        _, mlm_Y_hat, nsp_Y_hat = net(tokens, segments, valid_lens,
+                                      pred_positions)
+        mlm_guess = mlm_Y_hat.argmax(axis=-1).astype('int32')  # (B, P)
+        nsp_guess = nsp_Y_hat.argmax(axis=-1).astype('int32')  # (B,)
+        mlm_hits += float(((mlm_guess == mlm_labels) * mlm_weights).sum())
+        num_slots += float(mlm_weights.sum())
+        nsp_hits += float((nsp_guess == nsp_labels).sum())
+        num_pairs += len(nsp_labels)
+    return mlm_hits / num_slots, nsp_hits / num_pairs
+
+def fill_in_masks(net, vocab, example, device, k=3):
+    """Print an example's masked tokens and net's top-k guesses per slot.
+
+    Defined in :numref:`sec_bert-pretraining`"""
+    tokens, segments, valid_lens, pred_positions, mlm_weights, mlm_labels, _ = [
+        np.array(onp.expand_dims(x, 0), ctx=device) for x in example]
+    _, mlm_Y_hat, _ = net(tokens, segments, valid_lens, pred_positions)
+    n = int(valid_lens[0])
+    print(' '.join(vocab.to_tokens(tokens[0, :n].asnumpy().tolist())))
+    for j in range(int(mlm_weights.sum())):
+        guesses = mlm_Y_hat[0, j].argsort()[::-1][:k].asnumpy().tolist()
+        print(f'  position {int(pred_positions[0, j])}: '
+              f'{vocab.to_tokens(int(mlm_labels[0, j]))!r}, '
+              f'guesses {vocab.to_tokens(guesses)}')
 
 def get_bert_encoding(net, tokens_a, tokens_b=None, *, vocab):
-    """Return BERT's encoding of one sentence or a sentence pair.
+    """Return BERT's encoding of one tokenized sentence or a sentence pair.
 
     Defined in :numref:`sec_bert-pretraining`"""
+    for name, tokens in (('tokens_a', tokens_a), ('tokens_b', tokens_b)):
+        if isinstance(tokens, str):
+            raise TypeError(f'{name} must be a list of tokens, got the string '
+                            f'{tokens!r}; split it first, e.g. with .split()')
     device = next(iter(net.collect_params().values())).list_ctx()[0]
     tokens, segments = d2l.get_tokens_and_segments(tokens_a, tokens_b)
     token_ids = np.array([vocab[tokens]], ctx=device, dtype='int32')
     segments = np.array([segments], ctx=device, dtype='int32')
     valid_lens = np.array([len(tokens)], ctx=device, dtype='float32')
     encoded_X, _, _ = net(token_ids, segments, valid_lens)
-    return encoded_X
+    return encoded_X  # (1, number of tokens, num_hiddens)
 
 def save_bert(directory, net, vocab):
     """Save a BERT model's configuration, vocabulary and parameters.
@@ -848,9 +768,18 @@ def load_bert(directory, devices):
     """Load a BERT model saved by save_bert; return (net, vocab).
 
     Defined in :numref:`sec_bert-pretraining`"""
-    with open(os.path.join(directory, 'bert.json'), encoding='utf-8') as f:
-        saved = json.load(f)
-    vocab = d2l.Vocab(reserved_tokens=saved['vocab'][1:])
-    net = d2l.BERTModel(**saved['config'])
+    path = os.path.join(directory, 'bert.json')
+    try:
+        with open(path, encoding='utf-8') as f:
+            saved = json.load(f)
+        tokens, config = saved['vocab'], saved['config']
+        net = d2l.BERTModel(**config)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f'{path}: not a BERT saved by save_bert '
+                         f'({type(e).__name__}: {e})') from e
+    if tokens[:1] != ['<unk>'] or len(tokens) != config['vocab_size']:
+        raise ValueError(f'{path}: the vocabulary has {len(tokens)} tokens '
+                         f'but the model {config["vocab_size"]}, or it does '
+                         'not start with <unk>')
     net.load_parameters(os.path.join(directory, 'bert.params'), ctx=devices)
-    return net, vocab
+    return net, d2l.Vocab(reserved_tokens=tokens[1:])

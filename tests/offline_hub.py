@@ -1,6 +1,7 @@
 """Serve the project's own WikiText-2 stand-in on loopback, for offline runs.
 
-As a program it packs ``tests/data/wiki.valid.tokens`` into an archive laid out
+As a program it packs ``tests/data/wiki.valid.tokens`` (as the training split)
+and ``tests/data/wiki.test.tokens`` (as the held-out split) into an archive laid out
 like ``wikitext-2-v1.zip``, serves it on 127.0.0.1, points ``D2L_DATA_HUB`` at
 it, uses a fresh cache (unless ``D2L_DATA_DIR`` is set) and runs the command
 given after ``--``::
@@ -24,7 +25,11 @@ import tempfile
 import threading
 import zipfile
 
-FIXTURE = pathlib.Path(__file__).resolve().parent / 'data' / 'wiki.valid.tokens'
+DATA = pathlib.Path(__file__).resolve().parent / 'data'
+# The stand-in trains on WikiText-2's validation split and holds out its test
+# split, so that training and held-out text stay apart.
+FIXTURE = DATA / 'wiki.valid.tokens'
+HELD_OUT = DATA / 'wiki.test.tokens'
 
 
 def sha1sum(path):
@@ -42,10 +47,11 @@ def make_archive(zip_path, members):
     return sha1sum(zip_path)
 
 
-def make_wikitext_archive(text_path, zip_path):
-    """Pack a text file as wikitext-2/wiki.train.tokens in a zip; return its SHA-1."""
-    data = pathlib.Path(text_path).read_bytes()
-    return make_archive(zip_path, {'wikitext-2/wiki.train.tokens': data})
+def make_wikitext_archive(zip_path):
+    """Pack the stand-in's training and held-out text in a zip; return its SHA-1."""
+    return make_archive(zip_path, {
+        'wikitext-2/wiki.train.tokens': FIXTURE.read_bytes(),
+        'wikitext-2/wiki.valid.tokens': HELD_OUT.read_bytes()})
 
 
 def write_hub(path, entries):
@@ -80,7 +86,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         www = os.path.join(tmp, 'www')
         os.mkdir(www)
-        sha1 = make_wikitext_archive(FIXTURE, os.path.join(www, 'wikitext-2-v1.zip'))
+        sha1 = make_wikitext_archive(os.path.join(www, 'wikitext-2-v1.zip'))
         hub = os.path.join(tmp, 'hub.json')
         with serve(www) as base_url:
             write_hub(hub, {'wikitext-2': [base_url + 'wikitext-2-v1.zip', sha1]})

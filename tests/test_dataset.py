@@ -27,13 +27,13 @@ SPECIALS = ['<unk>', '<pad>', '<mask>', '<cls>', '<sep>']
 def paragraphs(tmp_path_factory, wiki_fixture):
     data_dir = tmp_path_factory.mktemp('wiki')
     shutil.copy(wiki_fixture, data_dir / 'wiki.train.tokens')
-    return d2l._read_wiki(str(data_dir))
+    return d2l.read_wiki(str(data_dir))
 
 
 @pytest.fixture(scope='module')
 def dataset(paragraphs):
     seed_all(0)
-    return d2l._WikiTextDataset(paragraphs, 64)
+    return d2l.WikiTextDataset(paragraphs, 64)
 
 
 def publish(tmp_path, loopback_server, folder, members):
@@ -54,8 +54,9 @@ def point_hub(monkeypatch, tmp_path, url, sha1):
 @pytest.fixture
 def good_archive(tmp_path, loopback_server, wiki_fixture):
     """URL and SHA-1 of an archive with the fixture as training split."""
-    return publish(tmp_path, loopback_server, 'good',
-                   {'wikitext-2/wiki.train.tokens': wiki_fixture.read_bytes()})
+    return publish(tmp_path, loopback_server, 'good', {
+        'wikitext-2/wiki.train.tokens': wiki_fixture.read_bytes(),
+        'wikitext-2/wiki.valid.tokens': offline_hub.HELD_OUT.read_bytes()})
 
 
 def epoch(batch_size=512, max_len=64):
@@ -78,7 +79,7 @@ def test_read_wiki(tmp_path):
     (tmp_path / 'wiki.train.tokens').write_text(
         ' = Title = \n \n A b . C d . E . \n Only one . \n Xy . Zw \n',
         encoding='utf-8')
-    assert d2l._read_wiki(str(tmp_path)) == [['a b', 'c d', 'e .'],
+    assert d2l.read_wiki(str(tmp_path)) == [['a b', 'c d', 'e .'],
                                              ['xy', 'zw']]
 
 
@@ -88,7 +89,7 @@ def test_nsp_pairs_follow_paragraphs_and_draw_uniformly():
     # paragraphs; drawing a sentence of the corpus would put only 1/11 there.
     sizes = onp.array([2, 20] * 2000)
     seed_all(1)
-    first, second, is_next = d2l._get_nsp_pairs(sizes)
+    first, second, is_next = d2l.get_nsp_pairs(sizes)
     ends = onp.cumsum(sizes)
     paragraph_of = onp.repeat(onp.arange(len(sizes)), sizes)
     assert len(first) == (sizes - 1).sum()
@@ -113,7 +114,7 @@ def test_nsp_labels_half_real_and_true(paragraphs):
     # labels are plain Bernoulli(1/2) draws.
     longest = max(len(s.split()) for p in paragraphs for s in p)
     seed_all(2)
-    dataset = d2l._WikiTextDataset(paragraphs, 2 * longest + 3)
+    dataset = d2l.WikiTextDataset(paragraphs, 2 * longest + 3)
     num_pairs = sum(len(p) - 1 for p in paragraphs)
     nsp = dataset.arrays[-1]
     assert len(dataset) == num_pairs
@@ -182,7 +183,7 @@ def test_every_example_of_an_epoch(monkeypatch, tmp_path, good_archive,
         batches = epoch()
     # The epoch is the dataset built from the same text and seed, shuffled.
     seed_all(3)
-    dataset = d2l._WikiTextDataset(paragraphs, 64)
+    dataset = d2l.WikiTextDataset(paragraphs, 64)
     rows = [tuple(row) for row in dataset.arrays[0]]
     assert sorted(rows) == sorted(tuple(row) for row in tokens)
     assert rows != [tuple(row) for row in tokens]
@@ -245,15 +246,16 @@ def test_numpy_seed_alone_decides_the_batches(monkeypatch, tmp_path,
 
 def test_no_pair_fits(paragraphs):
     with pytest.raises(ValueError, match='max_len=4'):
-        d2l._WikiTextDataset(paragraphs, 4)
+        d2l.WikiTextDataset(paragraphs, 4)
 
 
 def test_canonical_files_checked(monkeypatch, tmp_path, loopback_server,
                                  wiki_fixture):
     # Without D2L_DATA_HUB, the text files must be WikiText-2's own.
-    valid = wiki_fixture.read_bytes()
+    valid = wiki_fixture.read_bytes()  # the canonical validation split
     url, sha1 = publish(tmp_path, loopback_server, 'renamed', {
-        'wikitext-2/wiki.train.tokens': valid})
+        'wikitext-2/wiki.train.tokens': valid,
+        'wikitext-2/wiki.valid.tokens': valid})
     monkeypatch.setitem(d2l.DATA_HUB, 'wikitext-2', ((url,), sha1))
     with pytest.raises(d2l.DataError, match=r'wiki\.train\.tokens: SHA-1 '
                        r'mismatch: expected 863f29c46ef9d167fff4940ec82119'):
@@ -262,10 +264,6 @@ def test_canonical_files_checked(monkeypatch, tmp_path, loopback_server,
     # split passes, a wrong one is refused.
     monkeypatch.setitem(d2l.WIKITEXT2_SHA1, 'wiki.train.tokens',
                         offline_hub.sha1sum(wiki_fixture))
-    url, sha1 = publish(tmp_path, loopback_server, 'with_valid', {
-        'wikitext-2/wiki.train.tokens': valid,
-        'wikitext-2/wiki.valid.tokens': valid})
-    monkeypatch.setitem(d2l.DATA_HUB, 'wikitext-2', ((url,), sha1))
     train_iter, vocab = d2l.load_data_wiki(64, 64)
     assert len(vocab) > 1000
     url, sha1 = publish(tmp_path, loopback_server, 'bad_valid', {
@@ -277,6 +275,41 @@ def test_canonical_files_checked(monkeypatch, tmp_path, loopback_server,
         d2l.load_data_wiki(64, 64)
 
 
+def test_held_out_split_uses_the_given_vocab_in_order(monkeypatch, tmp_path,
+                                                      good_archive):
+    point_hub(monkeypatch, tmp_path, *good_archive)
+    seed_all(7)
+    train_iter, vocab = d2l.load_data_wiki(64, 64)
+    held_out_iter, held_out_vocab = d2l.load_data_wiki(64, 64, 'valid', vocab)
+    assert held_out_vocab is vocab
+    dataset = held_out_iter._dataset
+    first = next(iter(held_out_iter))
+    onp.testing.assert_array_equal(first[0].asnumpy(), dataset.arrays[0][:64])
+    # The held-out text is the test split, not the training text.
+    held_out = {tuple(row) for row in dataset.arrays[0]}
+    trained = {tuple(row) for row in train_iter._dataset.arrays[0]}
+    assert len(held_out & trained) < 0.01 * len(held_out)
+
+
+@pytest.mark.parametrize('batch_size, max_len, message', [
+    (0, 64, 'batch_size must be a positive integer, got 0'),
+    (-1, 64, 'batch_size must be a positive integer, got -1'),
+    (2.5, 64, 'batch_size must be a positive integer, got 2.5'),
+    (64, 4, 'max_len must be an integer of at least 5'),
+])
+def test_bad_arguments_are_refused_before_any_download(batch_size, max_len,
+                                                       message):
+    with pytest.raises(ValueError, match=message):
+        d2l.load_data_wiki(batch_size, max_len)
+
+
+def test_a_corpus_without_frequent_words_is_refused(tmp_path):
+    (tmp_path / 'wiki.train.tokens').write_text(
+        ' A b . C d . \n E f . G h . \n', encoding='utf-8')
+    with pytest.raises(ValueError, match='no word occurs 5 times or more'):
+        d2l.WikiTextDataset(d2l.read_wiki(str(tmp_path)), 16)
+
+
 BAD_TRAIN = {  # archives whose training split is missing or unusable
     'no_train': None,
     'no_pairs': b' = Title = \n \n One sentence only . \n',
@@ -286,8 +319,8 @@ BAD_TRAIN = {  # archives whose training split is missing or unusable
 
 @pytest.mark.parametrize('case, message', [
     ('wrong_sha1', r'expected SHA-1 0{40}'),
-    ('not_found', r'missing/wikitext-2-v1\.zip: HTTP Error 404'),
-    ('corrupt', r'cannot extract the archive .*wikitext-2-v1\.zip'),
+    ('not_found', r'missing/wikitext-2-v1\.zip: HTTP status 404'),
+    ('corrupt', r'cannot extract .*wikitext-2-v1\.zip'),
     ('no_train', r'wiki\.train\.tokens is missing'),
     ('no_pairs', r'wiki\.train\.tokens: no line holds two sentences'),
     ('not_utf8', r'wiki\.train\.tokens is not UTF-8'),

@@ -86,7 +86,8 @@ def test_heads_read_the_right_positions():
     mlm_Y_hat = mlm(X, pred_positions)
     for i, row in enumerate(pred_positions.asnumpy()):
         for j, position in enumerate(row):
-            assert_all_close([mlm_Y_hat[i, j]], [mlm.mlp(X[i, int(position)])])
+            expected = mlm.decoder(mlm.transform(X[i, int(position)]))
+            assert_all_close([mlm_Y_hat[i, j]], [expected])
     # NSP reads <cls> only: changing every other position changes nothing
     Y = np.concatenate([X[:, :1], np.random.normal(size=(3, 9, 16))], axis=1)
     assert_all_close([nsp(X)], [nsp(Y)], atol=0)
@@ -167,18 +168,19 @@ def test_heads_equal_plain_attention_with_their_projections(num_heads):
     onp.testing.assert_allclose(out.asnumpy(), expected, rtol=1e-4, atol=1e-4)
 
 
-def test_layer_norm_matches_gluon_forward_and_backward():
+@pytest.mark.parametrize('by_matmul', [True, False])
+def test_layer_norm_matches_gluon_forward_and_backward(by_matmul):
     seed()
-    ln, gluon_ln = d2l.LayerNorm(6), nn.LayerNorm()
+    ln, gluon_ln = d2l.LayerNorm(6, by_matmul=by_matmul), nn.LayerNorm()
     ln.initialize()
     gluon_ln.initialize()
     X = np.random.normal(size=(2, 4, 6))
     gluon_ln(X)
     gamma, beta = np.random.normal(size=6), np.random.normal(size=6)
-    ln.gamma.set_data(gamma.reshape(-1, 1))
-    ln.beta.set_data(beta.reshape(-1, 1))
-    gluon_ln.gamma.set_data(gamma)
-    gluon_ln.beta.set_data(beta)
+    for layer in (ln, gluon_ln):
+        layer.gamma.set_data(gamma)
+        layer.beta.set_data(beta)
+    ln.hybridize()
     head_grad = np.random.normal(size=(2, 4, 6))
     grads = []
     for layer in (ln, gluon_ln):
@@ -186,8 +188,7 @@ def test_layer_norm_matches_gluon_forward_and_backward():
         with autograd.record():
             Y = layer(X)
         Y.backward(head_grad)
-        grads.append([Y, X.grad.copy(), layer.gamma.grad().reshape(-1),
-                      layer.beta.grad().reshape(-1)])
+        grads.append([Y, X.grad.copy(), layer.gamma.grad(), layer.beta.grad()])
     assert_all_close(*grads)
 
 
@@ -216,7 +217,7 @@ def test_every_parameter_gets_a_gradient(hybridize):
                    for out in outputs)
     loss.backward()
     params = net.collect_params()
-    assert net.encoder.pos_embedding.weight in params.values()
+    assert net.encoder.position_table.weight in params.values()
     for name, param in params.items():
         assert float(np.abs(param.grad()).max()) > 0, name
 
@@ -272,3 +273,18 @@ def test_pred_positions_must_have_one_row_per_example():
     with pytest.raises(ValueError, match=r'shape \(batch_size=3, num_preds\),'
                        r' got \(2, 3\)'):
         make_net()(tokens, segments, valid_lens, pred_positions[:2])
+
+
+@pytest.mark.parametrize('hybridize', [False, True])
+@pytest.mark.parametrize('field, value, message', [
+    (0, 50, 'token id 50 is outside \\[0, 50\\)'),
+    (0, -1, 'token id -1 is outside'),
+    (1, 2, 'segment id 2 is outside \\[0, 2\\)')])
+def test_ids_outside_their_tables_are_refused(hybridize, field, value, message):
+    net = make_net(hybridize=hybridize)
+    batch = list(make_batch())
+    ids = batch[field].asnumpy()
+    ids[1, 3] = value
+    batch[field] = np.array(ids, dtype='int32')
+    with pytest.raises(ValueError, match=message):
+        net(*batch)

@@ -1,0 +1,118 @@
+"""Time the chapter's layer choices forward and backward, side by side.
+
+On a pretraining batch (512 sequences of 64 positions, 128 features), in one
+process, this times
+
+* layer normalization: Gluon's ``nn.LayerNorm``, the plain formula
+  (``d2l.LayerNorm(by_matmul=False)``) and the matrix-product version
+  (``d2l.LayerNorm``);
+* multi-head self-attention with 2 heads: the chapter's per-head layout
+  (``d2l.MultiHeadAttention``) and the common layout that projects all heads
+  at once and folds them into the batch with reshapes and transposes.
+
+Each layer is hybridized with static memory; rounds alternate between the
+variants, and the fastest pass of each is reported with its ratio to the
+first variant of its group. Run it with and without OMP_NUM_THREADS set:
+
+    python benchmarks/bench_layers.py
+    OMP_NUM_THREADS=$(nproc) python benchmarks/bench_layers.py
+"""
+
+import argparse
+import os
+import time
+
+from mxnet import autograd, np, npx
+from mxnet.gluon import nn
+
+from d2l import mxnet as d2l
+
+npx.set_np()
+B, T, H, HEADS = 512, 64, 128, 2
+
+
+class FoldedHeadsAttention(nn.HybridBlock):
+    """Multi-head self-attention with one projection for all heads."""
+    def __init__(self, num_hiddens, num_heads, dropout):
+        super().__init__()
+        self.num_heads = num_heads
+        self.W_q = nn.Dense(num_hiddens, flatten=False)
+        self.W_k = nn.Dense(num_hiddens, flatten=False)
+        self.W_v = nn.Dense(num_hiddens, flatten=False)
+        self.W_o = nn.Dense(num_hiddens, flatten=False)
+        self.attention = d2l.DotProductAttention(num_hiddens // num_heads, dropout)
+
+    def fold(self, F, X):
+        """(B, T, H) -> (B * heads, T, H / heads)."""
+        X = F.npx.reshape(X, (-2, -2, self.num_heads, -1))
+        return F.npx.reshape(F.np.transpose(X, (0, 2, 1, 3)), (-5, -2, -2))
+
+    def hybrid_forward(self, F, X, valid_lens):
+        Q, K, V = (self.fold(F, W(X)) for W in (self.W_q, self.W_k, self.W_v))
+        lens = F.np.repeat(valid_lens, self.num_heads, axis=0)
+        out = self.attention(Q, K, V, lens)                    # (B*h, T, d)
+        out = F.npx.reshape(out, (-6, -1, self.num_heads, -2, -2))
+        out = F.np.transpose(out, (0, 2, 1, 3))                # (B, T, h, d)
+        return self.W_o(F.npx.reshape(out, (-2, -2, -5)))      # (B, T, H)
+
+
+class SelfAttention(nn.HybridBlock):
+    """Call a multi-head attention layer with queries = keys = values."""
+    def __init__(self, attention):
+        super().__init__()
+        self.attention = attention
+
+    def hybrid_forward(self, F, X, valid_lens):
+        return self.attention(X, X, X, valid_lens)
+
+
+def one_pass(layer, inputs):
+    """Seconds of one forward and backward pass."""
+    tic = time.perf_counter()
+    with autograd.record():
+        Y = layer(*inputs)
+    Y.backward()
+    npx.waitall()
+    return time.perf_counter() - tic
+
+
+def compare(variants, inputs, rounds):
+    """Fastest pass of each variant, rounds interleaved."""
+    for layer in variants.values():
+        layer.initialize()
+        layer.hybridize(static_alloc=True, static_shape=True)
+        one_pass(layer, inputs)  # builds the graph
+    best = dict.fromkeys(variants, float('inf'))
+    for _ in range(rounds):
+        for name, layer in variants.items():
+            best[name] = min(best[name], one_pass(layer, inputs))
+    return best
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--rounds', type=int, default=10)
+    args = parser.parse_args()
+    X = np.random.normal(size=(B, T, H))
+    X.attach_grad()
+    valid_lens = np.random.randint(8, T + 1, size=(B,)).astype('float32')
+    groups = {
+        'layer normalization': (compare({
+            'nn.LayerNorm': nn.LayerNorm(),
+            'LayerNorm(by_matmul=False)': d2l.LayerNorm(H, by_matmul=False),
+            'LayerNorm (by_matmul=True)': d2l.LayerNorm(H)}, [X], args.rounds)),
+        'self-attention, 2 heads': (compare({
+            'per-head (chapter)': SelfAttention(d2l.MultiHeadAttention(H, HEADS, 0.1)),
+            'folded heads': SelfAttention(FoldedHeadsAttention(H, HEADS, 0.1))},
+            [X, valid_lens], args.rounds))}
+    print(f'OMP_NUM_THREADS={os.environ.get("OMP_NUM_THREADS", "unset")}, '
+          f'batch ({B}, {T}, {H}), fastest of {args.rounds} forward+backward passes')
+    for group, best in groups.items():
+        first = next(iter(best.values()))
+        print(group)
+        for name, seconds in best.items():
+            print(f'  {name:>28}: {seconds * 1e3:7.1f} ms  {first / seconds:5.2f}x')
+
+
+if __name__ == '__main__':
+    main()
