@@ -6,6 +6,7 @@ is run against a fake libcuda.so.1 compiled here.
 """
 
 import os
+import pathlib
 import shutil
 import subprocess
 import sys
@@ -143,3 +144,24 @@ def test_gpu_info_asks_the_driver(tmp_path):
         "('Fake A100', (8, 0)) ('Fake H100', (9, 0))",
         ('CUDA driver: cuDeviceGet failed with error 101 while asking about '
          'gpu(2)')]
+
+
+def test_gpu_check_checks_exactly_the_usable_gpus():
+    root = pathlib.Path(__file__).resolve().parent.parent
+    result = subprocess.run([sys.executable, 'scripts/gpu_check.py'],
+                            cwd=root, capture_output=True, text=True,
+                            check=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        gpus = d2l.usable_gpus()
+    if not gpus:  # says why and fails, so that CI notices
+        assert result.returncode == 1 and result.stdout == ''
+        assert result.stderr.startswith('gpu_check: ')
+        if not mx.runtime.Features().is_enabled('CUDA'):
+            assert 'CPU build' in result.stderr
+            assert 'MXNET_WHEEL=mxnet-cu112 bash scripts/setup.sh' in result.stderr
+    else:
+        assert result.returncode == 0, result.stdout + result.stderr
+        lines = result.stdout.splitlines()
+        assert [line.split()[0] for line in lines] == [str(g) for g in gpus]
+        assert all(line.endswith('sentence pairs/s') for line in lines)
