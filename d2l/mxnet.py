@@ -30,17 +30,60 @@ npx.set_np()
 #    d2lbook build lib
 # Don't edit it directly
 
-def try_gpu(i=0):
-    """Return gpu(i) if it exists, otherwise cpu().
+def gpu_info(i):
+    """Return the name and the compute capability (major, minor) of GPU i.
 
     Defined in :numref:`sec_tools`"""
-    return npx.gpu(i) if npx.num_gpus() >= i + 1 else npx.cpu()
+    import ctypes
+    cuda = ctypes.CDLL('libcuda.so.1')
+    device, major, minor = ctypes.c_int(), ctypes.c_int(), ctypes.c_int()
+    name = ctypes.create_string_buffer(128)
+    # 75 and 76 are CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR and _MINOR
+    calls = [('cuInit', 0), ('cuDeviceGet', ctypes.byref(device), i),
+             ('cuDeviceGetName', name, len(name), device),
+             ('cuDeviceGetAttribute', ctypes.byref(major), 75, device),
+             ('cuDeviceGetAttribute', ctypes.byref(minor), 76, device)]
+    for function, *args in calls:
+        status = getattr(cuda, function)(*args)
+        if status != 0:
+            raise RuntimeError(f'CUDA driver: {function} failed with error '
+                               f'{status} while asking about gpu({i})')
+    return name.value.decode(), (major.value, minor.value)
+
+def usable_gpus():
+    """Return the GPUs that MXNet 1.9.1 has code for; warn about the others.
+
+    Defined in :numref:`sec_tools`"""
+    usable, left_out = [], []
+    for i in range(npx.num_gpus()):
+        name, (major, minor) = gpu_info(i)
+        if 5 <= major <= 8:
+            usable.append(npx.gpu(i))
+        else:
+            left_out.append(f'gpu({i}) {name}, compute capability '
+                            f'{major}.{minor}')
+    if left_out:
+        import warnings
+        warnings.warn(
+            f'MXNet cannot compute on {"; ".join(left_out)}: the CUDA wheels '
+            f'of MXNet 1.9.1, its last release, carry code for compute '
+            f'capability 5.0 to 8.6 only. Those GPUs are left out: the code '
+            f'runs on the remaining GPUs, or on the CPU if none remain (the '
+            f'chapter\'s small BERT trains on a CPU too). See "Building with '
+            f'GPUs" in README.md.', stacklevel=2)
+    return usable
+
+def try_gpu(i=0):
+    """Return gpu(i) if MXNet can compute on it, otherwise cpu().
+
+    Defined in :numref:`sec_tools`"""
+    return npx.gpu(i) if npx.gpu(i) in usable_gpus() else npx.cpu()
 
 def try_all_gpus():
-    """Return all available GPUs, or [cpu()] if there is no GPU.
+    """Return the GPUs MXNet can compute on, or [cpu()] if there are none.
 
     Defined in :numref:`sec_tools`"""
-    return [npx.gpu(i) for i in range(npx.num_gpus())] or [npx.cpu()]
+    return usable_gpus() or [npx.cpu()]
 
 class Timer:
     """A stopwatch that remembers the length of every lap it timed."""

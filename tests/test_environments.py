@@ -42,7 +42,19 @@ def test_build_environment_matches_requirements():
 
 def test_reader_environment_is_the_gpu_build_with_the_same_pins():
     req = pins((ROOT / 'requirements.txt').read_text().splitlines())
+    gpu = pins((ROOT / 'requirements-gpu.txt').read_text().splitlines())
     env = conda_pip_pins('environment.yml')
     assert env.pop('mxnet-cu112') == req['mxnet']
+    assert {name: env.pop(name) for name in gpu if name in env} == gpu
     for name, version in env.items():
         assert req[name] == version, name
+
+
+def test_gpu_requirements_pin_cuda_11_libraries_with_mxnet_sonames():
+    gpu = pins((ROOT / 'requirements-gpu.txt').read_text().splitlines())
+    # one wheel per library that libmxnet.so of mxnet-cu112 links, plus cuSPARSE
+    assert set(gpu) == {f'nvidia-{lib}-cu11' for lib in (
+        'cuda-runtime', 'cublas', 'cudnn', 'nccl', 'curand', 'cufft',
+        'cusolver', 'cusparse', 'cuda-nvrtc', 'nvtx')}
+    assert gpu['nvidia-cudnn-cu11'].startswith('8.')  # cuDNN 9: libcudnn.so.9
+    assert gpu['nvidia-cuda-runtime-cu11'].startswith('11.')

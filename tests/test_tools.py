@@ -1,18 +1,10 @@
-"""Devices, timing, plotting and vocabularies from the tools section."""
+"""Timing, plotting and vocabularies from the tools section (devices: test_devices.py)."""
 
 import time
 
 import pytest
-from mxnet import npx
 
 from d2l import mxnet as d2l
-
-
-def test_devices_fall_back_to_the_cpu():
-    # This machine has no GPU: both helpers must name the CPU.
-    assert npx.num_gpus() == 0
-    assert d2l.try_gpu() == npx.cpu()
-    assert d2l.try_all_gpus() == [npx.cpu()]
 
 
 def test_timer_records_every_lap():
