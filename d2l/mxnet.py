@@ -70,7 +70,7 @@ def usable_gpus():
             f'capability 5.0 to 8.6 only. Those GPUs are left out: the code '
             f'runs on the remaining GPUs, or on the CPU if none remain (the '
             f'chapter\'s small BERT trains on a CPU too). See "Building with '
-            f'GPUs" in README.md.', stacklevel=2)
+            f'GPUs" in README.md.', stacklevel=1)
     return usable
 
 def try_gpu(i=0):
