@@ -47,8 +47,9 @@ class FoldedHeadsAttention(nn.HybridBlock):
         X = F.npx.reshape(X, (-2, -2, self.num_heads, -1))
         return F.npx.reshape(F.np.transpose(X, (0, 2, 1, 3)), (-5, -2, -2))
 
-    def hybrid_forward(self, F, X, valid_lens):
-        Q, K, V = (self.fold(F, W(X)) for W in (self.W_q, self.W_k, self.W_v))
+    def hybrid_forward(self, F, queries, keys, values, valid_lens):
+        Q, K, V = (self.fold(F, W(X)) for W, X in (
+            (self.W_q, queries), (self.W_k, keys), (self.W_v, values)))
         lens = F.np.repeat(valid_lens, self.num_heads, axis=0)
         out = self.attention(Q, K, V, lens)                    # (B*h, T, d)
         out = F.npx.reshape(out, (-6, -1, self.num_heads, -2, -2))

@@ -41,6 +41,12 @@ def main():
     print(f'vocabulary: {len(vocab)} tokens; devices: {devices}')
     print('| steps | held-out MLM accuracy | held-out NSP accuracy |')
     print('|---:|---:|---:|')
+    _, _, _, _, train_weights, train_labels, _ = train_iter._dataset.arrays
+    _, _, _, _, weights, labels, _ = held_out_iter._dataset.arrays
+    most_frequent = onp.bincount(train_labels[train_weights == 1]).argmax()
+    baseline = (labels[weights == 1] == most_frequent).mean()
+    print(f'| baseline: always {vocab.to_tokens(most_frequent)!r} / coin flip '
+          f'| {baseline:.3f} | 0.500 |')
     mlm_acc, nsp_acc = d2l.evaluate_bert(net, held_out_iter, devices[0])
     print(f'| 0 | {mlm_acc:.3f} | {nsp_acc:.3f} |', flush=True)
     for step, batch in enumerate(
