@@ -11,16 +11,15 @@ import re
 import shutil
 import sys
 import zipfile
+from typing import ClassVar
 
+import api_page
 import nbformat
 from docutils import nodes
 from pygments.styles.friendly import FriendlyStyle
-from pygments.token import (Comment, Generic, Keyword, Name, Number, Operator,
-                            String)
+from pygments.token import Comment, Generic, Keyword, Name, Number, Operator, String
 from sphinx.ext.mathjax import html_visit_displaymath, html_visit_math
 from sphinx.writers.html5 import HTML5Translator
-
-import api_page
 
 STATIC = pathlib.Path(__file__).resolve().parent.parent / 'static'
 KATEX = pathlib.Path(sys.prefix) / 'npm' / 'node_modules' / 'katex' / 'dist'
@@ -31,8 +30,8 @@ NUMBER = re.compile(r'[-\u2212+]?[0-9.,]+(e[-+]?[0-9]+)?|\$.*\$')
 class BookStyle(FriendlyStyle):
     """Pygments' friendly colours, darkened to at least 4.5:1 on the code background."""
     background_color = '#f5f5f5'
-    styles = dict(FriendlyStyle.styles)
-    styles.update({
+    styles: ClassVar[dict] = {
+        **FriendlyStyle.styles,
         Comment: 'italic #3d6b75',
         Comment.Preproc: 'noitalic #00701f',
         Comment.Special: 'noitalic bg:#fff0f0',
@@ -58,7 +57,7 @@ class BookStyle(FriendlyStyle):
         Generic.Output: '#4d4d4d',
         Generic.Prompt: 'bold #a63d20',
         Generic.Traceback: '#0044dd',
-    })
+    }
 
 
 def check_katex(app):

@@ -35,7 +35,7 @@ def _available_gpus(notebook, max_gpus):
 resource.get_notebook_gpus = _available_gpus
 sphinx_template.google_tracker = ''
 
-_COPY_LINK = re.compile(r'<a class="copybtn.*?</a>', re.S)
+_COPY_LINK = re.compile(r'<a class="copybtn.*?</a>', re.DOTALL)
 _COPY_BUTTON = (
     '<button type="button" class="copybtn o-tooltip--left" '
     'data-tooltip="${messages[locale][\'copy\']}" data-clipboard-target="#${id}" '

@@ -4,6 +4,8 @@
   'use strict';
 
   var DELIMITERS = {DIV: ['\\[', '\\]'], SPAN: ['\\(', '\\)']};
+  // The blocks that scroll sideways when too wide: code, outputs, equations.
+  var SCROLLERS = '.page-content pre, div.math > .math-body';
 
   function typesetMath() {
     document.querySelectorAll('span.math, div.math').forEach(function (element) {
@@ -20,6 +22,9 @@
       }
       var display = element.tagName === 'DIV';
       var typeset = document.createElement(display ? 'div' : 'span');
+      if (display) {
+        typeset.className = 'math-body';
+      }
       try {
         window.katex.render(tex, typeset, {displayMode: display, throwOnError: true});
         source.replaceWith(typeset);
@@ -30,7 +35,7 @@
   }
 
   function letKeyboardScroll() {
-    document.querySelectorAll('.page-content pre, div.math').forEach(function (element) {
+    document.querySelectorAll(SCROLLERS).forEach(function (element) {
       if (element.scrollWidth > element.clientWidth) {
         element.tabIndex = 0;
       } else {
@@ -47,7 +52,7 @@
     // Widths change as fonts load and as the layout settles or resizes.
     document.fonts.addEventListener('loadingdone', letKeyboardScroll);
     var observer = new ResizeObserver(letKeyboardScroll);
-    document.querySelectorAll('.page-content pre, div.math').forEach(function (element) {
+    document.querySelectorAll(SCROLLERS).forEach(function (element) {
       observer.observe(element);
     });
   });
