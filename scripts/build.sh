@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/npm_assets.sh
 source scripts/env.sh
 python scripts/d2lbook_run.py build lib
 python scripts/d2lbook_run.py build html

@@ -1,20 +1,28 @@
-"""Run d2lbook 1.0.3 with two fixes for this book.
+"""Run d2lbook 1.0.3 with fixes for this book.
 
 1. d2lbook reserves GPUs for any notebook that mentions try_all_gpus() and
    refuses to evaluate it when the machine has none. The notebooks fall back
    to the CPU, so we cap the reservation at the GPUs that exist.
 2. d2lbook adds a Google Analytics tracker to every page even when no tracking
    id is configured; this book sets none, so we leave the tracker out.
-3. Its copy buttons load their icon from GitHub; we draw it with the Font
-   Awesome that the theme already ships, so the book needs no network.
+3. Its copy buttons are links without a target that load their icon from
+   GitHub; we make them keyboard-reachable buttons, placed above the code,
+   with the Font Awesome icon that the theme already ships.
+4. Its Sphinx configuration gets the book's own extension, scripts/book_sphinx.py
+   (KaTeX math, alt texts, the API page, notebooks, templates and styles), and
+   a few settings: page titles without "documentation", plain-text outputs,
+   no empty general index.
 
 Usage: python scripts/d2lbook_run.py build html   (same arguments as d2lbook)
 """
 
+import os
+import pathlib
 import re
 
-from d2lbook import main, resource, sphinx_template
+from d2lbook import main, resource, sphinx, sphinx_template
 
+SCRIPTS = pathlib.Path(__file__).resolve().parent
 _requested_gpus = resource.get_notebook_gpus
 
 
@@ -26,10 +34,42 @@ def _available_gpus(notebook, max_gpus):
 
 resource.get_notebook_gpus = _available_gpus
 sphinx_template.google_tracker = ''
-_GITHUB_ICON = re.compile(r'<img src="https://raw\.githubusercontent\.com/[^"]*'
-                          r'copy-button\.svg"[^>]*>')
-sphinx_template.copybutton_js = _GITHUB_ICON.sub(
-    '<i class="fas fa-copy"></i>', sphinx_template.copybutton_js)
+
+_COPY_LINK = re.compile(r'<a class="copybtn.*?</a>', re.DOTALL)
+_COPY_BUTTON = (
+    '<button type="button" class="copybtn o-tooltip--left" '
+    'data-tooltip="${messages[locale][\'copy\']}" data-clipboard-target="#${id}" '
+    'aria-label="${messages[locale][\'copy_to_clipboard\']}">'
+    '<i class="fas fa-copy" aria-hidden="true"></i></button>')
+assert len(_COPY_LINK.findall(sphinx_template.copybutton_js)) == 1, \
+    'd2lbook changed its copy button: update scripts/d2lbook_run.py'
+sphinx_template.copybutton_js = _COPY_LINK.sub(
+    lambda _: _COPY_BUTTON, sphinx_template.copybutton_js).replace(
+        "insertAdjacentHTML('afterend'", "insertAdjacentHTML('beforebegin'")
+
+_prepare_env = sphinx.SphinxEnv.prepare_env
+
+
+def _prepare_env_for_the_book(env):
+    """Write d2lbook's conf.py, then append this book's settings to it."""
+    _prepare_env(env)
+    settings = {
+        'book_root': os.path.abspath(env.config.src_dir),
+        'book_notebooks': os.path.abspath(env.config.ipynb_dir),
+        'html_title': env.config.project['title'],
+        'html_use_index': False,
+        'html_math_renderer': 'katex',
+        'highlight_language': 'none',
+        'pygments_style': 'book_sphinx.BookStyle',
+    }
+    lines = [f'sys.path.insert(0, {str(SCRIPTS)!r})',
+             "extensions.append('book_sphinx')"]
+    lines += [f'{name} = {value!r}' for name, value in settings.items()]
+    with open(os.path.join(env.config.rst_dir, 'conf.py'), 'a') as conf:
+        conf.write('\n# Added by scripts/d2lbook_run.py\n' + '\n'.join(lines) + '\n')
+
+
+sphinx.SphinxEnv.prepare_env = _prepare_env_for_the_book
 
 if __name__ == '__main__':
     main.main()
