@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The tests: unit tests of the library, the check that the notebooks and
-# d2l/mxnet.py agree, every notebook executed cell by cell with nbval, and the
-# HTML book built and opened in headless Chromium. Runs offline: WikiText-2
+# The tests: ruff over the code and the notebooks' cells, unit tests of the
+# library, the check that the notebooks and d2l/mxnet.py agree, every notebook
+# executed cell by cell with nbval, and the HTML book built and opened in
+# headless Chromium. Runs offline: WikiText-2
 # comes from the project's own fixture through tests/offline_hub.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +19,8 @@ if ! command -v chromium >/dev/null; then
   fi
 fi
 source scripts/env.sh
+echo "Linting the library, tests, benchmarks and scripts with ruff ..."
+ruff check .
 
 # Build the book from a copy of the sources so that your _build/ is untouched.
 work=$(mktemp -d)
@@ -31,6 +34,8 @@ if ! (cd "$work" && python tests/offline_hub.py -- \
   exit 1
 fi
 python scripts/md2ipynb.py "$work/nbval" > /dev/null
+echo "Linting every code cell of the notebooks with ruff ..."
+ruff check --config pyproject.toml "$work/nbval"
 BOOK_HTML_DIR="$work/_build/html" python tests/offline_hub.py -- \
   python -m pytest -p no:cacheprovider --rootdir . -c pyproject.toml \
   tests "$work/nbval" --nbval-lax --nbval-current-env

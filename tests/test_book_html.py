@@ -69,7 +69,7 @@ def _parse(path):
 
 
 def _plain(text):
-    """Return caption text as readers see it: no markdown markers, straight quotes, single spaces."""
+    """Return caption text as readers see it: no markdown, straight quotes, single spaces."""
     text = text.translate({0x2018: "'", 0x2019: "'", 0x201c: '"', 0x201d: '"'})
     return ' '.join(re.sub(r'[*`\\]', '', text).split())
 
@@ -271,14 +271,16 @@ def test_api_page_lists_the_library_with_links_to_its_sections(visit):
             names[found.group(1)] = 'Defined in :numref:' in block
     assert names, 'no functions or classes found in d2l/mxnet.py'
     page = visit('index.html').page
-    assert page.locator('.page-content a[href="api.html"]').count() >= 1, 'the API page is not in the toc'
+    toc_links = page.locator('.page-content a[href="api.html"]')
+    assert toc_links.count() >= 1, 'the API page is not in the toc'
     page = visit('api.html').page
     for name, has_section in names.items():
         entry = page.locator(f'dt[id="d2l.{name}"]')
         assert entry.count() == 1, f'd2l.{name} missing from the API page'
         assert f'd2l.{name}' in entry.inner_text().replace('\n', '')
         if has_section:
-            links = entry.locator('xpath=following-sibling::dd[1]/p//a[contains(@href, "chapter_bert/")]')
+            links = entry.locator(
+                'xpath=following-sibling::dd[1]/p//a[contains(@href, "chapter_bert/")]')
             assert links.count() >= 1, f'd2l.{name} does not link to its section'
 
 
