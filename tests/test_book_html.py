@@ -155,6 +155,10 @@ def test_page_offline_accessible_and_well_laid_out(visit, path, width):
     untypeset = page.evaluate('[...document.querySelectorAll("span.math, div.math")]'
                               '.filter(e => !e.querySelector(".katex")).length')
     assert untypeset == 0
+    # Equation labels became numbers: none is left as text inside math or as a
+    # reference that did not resolve.
+    for leftover in (':label:', ':eqlabel:', ':eqref:', 'eq_'):
+        assert leftover not in text, f'{leftover!r} left in the page text'
     # Accessibility: axe-core finds no violation of any rule.
     page.add_script_tag(path=str(AXE))
     violations = page.evaluate(
