@@ -6,6 +6,7 @@ notebook cells marked ``#@save``: edit the notebooks, not this file.
 
 import codecs
 import collections
+import ctypes
 import io
 import json
 import math
@@ -931,6 +932,12 @@ def check_port_free(port, host='127.0.0.1'):
             raise JobError(f'port {port} on {host} is already in use ({e}); '
                            'choose another port for the scheduler') from e
 
+def end_with_launcher():
+    """Have Linux send this process SIGTERM when its parent dies.
+
+    Defined in :numref:`sec_bert-distributed`"""
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # 1 is PR_SET_PDEATHSIG
+
 def run_job(command, num_workers, num_servers=1, port=9091, hosts=None,
             grace=5):
     """Run a parameter-server job; stop every process if one of them fails.
@@ -964,7 +971,8 @@ def run_job(command, num_workers, num_servers=1, port=9091, hosts=None,
             p = subprocess.Popen(argv, env={**os.environ, **env},
                                  stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE,
-                                 start_new_session=True)
+                                 start_new_session=True,
+                                 preexec_fn=end_with_launcher)
             running.append((name, p))
             tails[name] = ''
             for stream, out in ((p.stdout, sys.stdout), (p.stderr, sys.stderr)):
