@@ -51,9 +51,7 @@ def worker(data_dir, out, batch_size, warmup, steps, rounds, distributed):
     devices = [npx.cpu()]
     mx.random.seed(0)
     net = d2l.small_bert(len(vocab), MAX_LEN, devices)
-    trainer = gluon.Trainer(net.collect_params(), 'adam',
-                            {'learning_rate': 1e-3}, kvstore=kv or 'device',
-                            update_on_kvstore=False if kv else None)
+    trainer = d2l.job_trainer(net, kv)
     step_loss = d2l.PretrainingLoss(net, gluon.loss.SoftmaxCELoss(), len(vocab))
     step_loss.hybridize(static_alloc=True, static_shape=True)
     batches = d2l.worker_batches(paragraphs[rank::num_workers], vocab, MAX_LEN,

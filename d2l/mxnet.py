@@ -1049,6 +1049,15 @@ def small_bert(vocab_size, max_len, devices, dropout=0.2):
     net(x, x, np.array([4.0], ctx=devices[0]), x[:, :1])  # infer the shapes
     return net
 
+def job_trainer(net, kv, optimizer='adam', lr=1e-3):
+    """Defined in :numref:`sec_bert-distributed`"""
+    """Return a trainer whose kvstore, if any, adds gradients but does not
+    update: each worker applies the optimizer itself."""
+    return gluon.Trainer(net.collect_params(), optimizer,
+                         dict(learning_rate=lr),
+                         kvstore=kv if kv else 'device',
+                         update_on_kvstore=False if kv else None)
+
 def pretrain_bert(steps, batch_size, max_len, lr=1e-3, seed=0, dropout=0.2,
                   gpus=(), cpus=1, kvstore=None, checkpoint_dir=None,
                   checkpoint_every=0, resume=None, progress=False):
@@ -1067,9 +1076,7 @@ def pretrain_bert(steps, batch_size, max_len, lr=1e-3, seed=0, dropout=0.2,
                   num_workers=num_workers, vocab_size=len(vocab))
     mx.random.seed(seed)
     net = small_bert(len(vocab), max_len, devices, dropout)
-    trainer = gluon.Trainer(net.collect_params(), 'adam',
-                            {'learning_rate': lr}, kvstore=kv or 'device',
-                            update_on_kvstore=False if kv else None)
+    trainer = job_trainer(net, kv, 'adam', lr)
     state = {'step': 0, 'positions': [[0, 0]] * num_workers, 'losses': []}
     if resume:
         path, state = read_checkpoint(resume)

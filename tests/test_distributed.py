@@ -54,9 +54,7 @@ def exactness_run(data_dir, kv):
     net = d2l.small_bert(len(dataset.vocab), MAX_LEN, devices, dropout=0)
     # SGD: the parameters move by the gradients themselves (Adam would let
     # gradients as small as rounding errors move them by its learning rate)
-    trainer = gluon.Trainer(net.collect_params(), 'sgd',
-                            {'learning_rate': 0.5}, kvstore=kv or 'device',
-                            update_on_kvstore=False if kv else None)
+    trainer = d2l.job_trainer(net, kv, 'sgd', 0.5)
     step_loss = d2l.PretrainingLoss(net, gluon.loss.SoftmaxCELoss(),
                                     len(dataset.vocab))
     job_sum, start, losses = d2l.JobSum(kv), 0, []
@@ -231,7 +229,7 @@ def test_resumed_job_gives_the_same_losses(small_wiki, tmp_path):
 
 def test_a_failed_save_keeps_the_previous_checkpoint(tmp_path):
     net = d2l.small_bert(50, MAX_LEN, [mx.cpu()])
-    trainer = gluon.Trainer(net.collect_params(), 'adam')
+    trainer = d2l.job_trainer(net, None)
     first = d2l.save_checkpoint(str(tmp_path), net, trainer, {'step': 1})
     with pytest.raises(TypeError):  # fails while writing state.json
         d2l.save_checkpoint(str(tmp_path), net, trainer,
