@@ -4,18 +4,28 @@ Everything below the banner is written by ``d2lbook build lib`` from the
 notebook cells marked ``#@save``: edit the notebooks, not this file.
 """
 
+import codecs
 import collections
+import ctypes
 import io
 import json
 import math
 import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
 import sys
+import tempfile
+import threading
 import time
 
+import mxnet as mx
 import numpy as onp
 from IPython import display, get_ipython
 from matplotlib.figure import Figure
-from mxnet import autograd, gluon, np, npx
+from mxnet import autograd, gluon, init, np, npx
 from mxnet.gluon import nn
 from tqdm import tqdm
 
@@ -826,3 +836,305 @@ def load_bert(directory, devices):
                          'not start with <unk>')
     net.load_parameters(os.path.join(directory, 'bert.params'), ctx=devices)
     return net, d2l.Vocab(reserved_tokens=tokens[1:])
+
+class JobSum:
+    """Add small arrays over a job's workers through its kvstore."""
+    def __init__(self, kv):
+        """Defined in :numref:`sec_bert-distributed`"""
+        self.kv, self.keys = kv, {}
+
+    def __call__(self, values):
+        values = onp.asarray(values, dtype=onp.float64)
+        if self.kv is None:  # a single process: nothing to add
+            return values
+        if values.shape not in self.keys:  # far above the parameters' keys
+            self.keys[values.shape] = 10**6 + len(self.keys)
+            self.kv.init(self.keys[values.shape], np.zeros(values.shape))
+        out = np.array(values, dtype='float32')
+        self.kv.pushpull(self.keys[values.shape], out, out=out)
+        return out.asnumpy().astype(onp.float64)
+
+def train_job_step(step_loss, trainer, batch, devices, job_sum):
+    """Defined in :numref:`sec_bert-distributed`"""
+    """Run train_step on a worker's part of the job's batch, normalized by
+    the totals of the whole batch."""
+    tokens, _, _, _, mlm_weights, _, _ = batch
+    own = onp.array([float(mlm_weights.asnumpy().sum()) + 1e-8, len(tokens)])
+    mlm_scale, nsp_scale = own / job_sum(own)  # (W_r / W, N_r / N)
+
+    def job_share(*shard):  # train_step divides by W_r and N_r again
+        mlm_sum, nsp_sum = step_loss(*shard)
+        return mlm_sum * mlm_scale, nsp_sum * nsp_scale
+    return d2l.train_step(job_share, trainer, batch, devices)
+
+def worker_batches(shard, vocab, max_len, batch_size, seed, rank,
+                   start=(0, 0)):
+    """Defined in :numref:`sec_bert-distributed`"""
+    """Yield (epoch, index of the next batch, batch) from a worker's shard.
+
+    Each epoch draws new pairs, masks and order from a generator seeded with
+    (seed, rank, epoch), so every position of the stream can be restored."""
+    epoch, index = start
+    while True:
+        onp.random.seed([seed, rank, epoch])
+        dataset = d2l.WikiTextDataset(shard, max_len, vocab)
+        order = onp.random.permutation(len(dataset))
+        num_batches = -(-len(dataset) // batch_size)
+        for i in range(index, num_batches):
+            rows = order[i * batch_size:(i + 1) * batch_size]
+            yield epoch, i + 1, [np.array(a[rows]) for a in dataset.arrays]
+        epoch, index = epoch + 1, 0
+
+class JobError(RuntimeError):
+    """A process of a distributed job failed, and the job was stopped.
+
+    Defined in :numref:`sec_bert-distributed`"""
+
+def job_processes(command, num_workers, num_servers, port, hosts=None):
+    """Return (name, argv, env) of a job's scheduler, servers and workers.
+
+    Defined in :numref:`sec_bert-distributed`"""
+    machines = hosts or ['127.0.0.1']
+    roles = ([('scheduler', 'scheduler', machines[0])]
+             + [(f'server {i}', 'server', machines[i % len(machines)])
+                for i in range(num_servers)]
+             + [(f'worker {i}', 'worker', machines[i % len(machines)])
+                for i in range(num_workers)])
+    shared = {'DMLC_PS_ROOT_URI': machines[0], 'DMLC_PS_ROOT_PORT': str(port),
+              'DMLC_NUM_SERVER': str(num_servers),
+              'DMLC_NUM_WORKER': str(num_workers)}
+    processes = []
+    for name, role, host in roles:
+        env = {**shared, 'DMLC_ROLE': role, 'DMLC_NODE_HOST': host}
+        # servers and the scheduler serve from inside `import mxnet`
+        argv = command if role == 'worker' else [command[0], '-c',
+                                                 'import mxnet']
+        if hosts is not None:  # run it there, in this directory
+            exports = ' '.join(f'{k}={shlex.quote(v)}' for k, v in env.items())
+            argv = ['ssh', '-o', 'BatchMode=yes', '-tt', host,
+                    f'cd {shlex.quote(os.getcwd())} && env {exports} '
+                    f'{shlex.join(argv)}']
+        processes.append((name, argv, env))
+    return processes
+
+def check_port_free(port, host='127.0.0.1'):
+    """Raise JobError if something on host already listens on port.
+
+    Defined in :numref:`sec_bert-distributed`"""
+    with socket.socket() as s:
+        # as the scheduler does: connections of an earlier job that are
+        # still closing do not count, a socket that listens does
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+            s.listen()
+        except OSError as e:
+            raise JobError(f'port {port} on {host} is already in use ({e}); '
+                           'choose another port for the scheduler') from e
+
+def end_with_launcher():
+    """Have Linux send this process SIGTERM when its parent dies.
+
+    Defined in :numref:`sec_bert-distributed`"""
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # 1 is PR_SET_PDEATHSIG
+
+def run_job(command, num_workers, num_servers=1, port=9091, hosts=None,
+            grace=5):
+    """Run a parameter-server job; stop every process if one of them fails.
+
+    Defined in :numref:`sec_bert-distributed`"""
+    if hosts is None:
+        check_port_free(port)
+    running, tails = [], {}
+
+    def relay(name, stream, out):  # forward output as it comes, keep its end
+        decoder = codecs.getincrementaldecoder('utf-8')(errors='replace')
+        while chunk := os.read(stream.fileno(), 4096):
+            text = decoder.decode(chunk)
+            tails[name] = (tails[name] + text)[-3000:]
+            out.write(text)
+            out.flush()
+
+    def stop_all():
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            for _, p in running:
+                if p.poll() is None:
+                    os.killpg(p.pid, sig)  # it and the processes it started
+            deadline = time.time() + grace
+            while time.time() < deadline and any(p.poll() is None
+                                                 for _, p in running):
+                time.sleep(0.1)
+
+    try:
+        for name, argv, env in job_processes(command, num_workers,
+                                             num_servers, port, hosts):
+            p = subprocess.Popen(argv, env={**os.environ, **env},
+                                 stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE,
+                                 start_new_session=True,
+                                 preexec_fn=end_with_launcher)
+            running.append((name, p))
+            tails[name] = ''
+            for stream, out in ((p.stdout, sys.stdout), (p.stderr, sys.stderr)):
+                threading.Thread(target=relay, args=(name, stream, out),
+                                 daemon=True).start()
+        workers = [p for name, p in running if name.startswith('worker')]
+        while any(p.poll() is None for p in workers):
+            for name, p in running:
+                code = p.poll()
+                if code:  # a nonzero exit code or, if negative, a signal
+                    time.sleep(0.5)  # let its last words arrive
+                    cause = (f'was killed by signal {-code}' if code < 0
+                             else f'exited with code {code}')
+                    raise JobError(f'{name} (pid {p.pid}) {cause}; stopped '
+                                   'the job. The end of its output:\n'
+                                   + tails[name])
+            time.sleep(0.2)
+        for name, p in running:  # the servers end when the workers are done
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                raise JobError(f'{name} (pid {p.pid}) did not end after the '
+                               'workers finished') from None
+            if p.returncode:
+                raise JobError(f'{name} (pid {p.pid}) exited with code '
+                               f'{p.returncode}')
+    finally:
+        stop_all()
+
+def save_checkpoint(directory, net, trainer, state):
+    """Write a checkpoint into directory atomically; return its path.
+
+    Defined in :numref:`sec_bert-distributed`"""
+    os.makedirs(directory, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix='.incomplete-', dir=directory)
+    net.save_parameters(os.path.join(tmp, 'bert.params'))
+    trainer.save_states(os.path.join(tmp, 'trainer.states'))
+    with open(os.path.join(tmp, 'state.json'), 'w', encoding='utf-8') as f:
+        json.dump(state, f)
+    name = f'step-{state["step"]:08d}'
+    shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
+    os.rename(tmp, os.path.join(directory, name))
+    with open(tmp + '.latest', 'w', encoding='utf-8') as f:
+        f.write(name)
+    os.replace(tmp + '.latest', os.path.join(directory, 'latest'))  # commit
+    for old in os.listdir(directory):  # older checkpoints, failed attempts
+        if old not in (name, 'latest'):
+            path = os.path.join(directory, old)
+            shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+    return os.path.join(directory, name)
+
+def read_checkpoint(directory):
+    """Return the path and the state of the newest checkpoint in directory.
+
+    Defined in :numref:`sec_bert-distributed`"""
+    try:
+        with open(os.path.join(directory, 'latest'), encoding='utf-8') as f:
+            path = os.path.join(directory, f.read().strip())
+        with open(os.path.join(path, 'state.json'), encoding='utf-8') as f:
+            return path, json.load(f)
+    except (OSError, ValueError) as e:
+        raise ValueError(f'{directory}: no checkpoint written by '
+                         f'save_checkpoint ({type(e).__name__}: {e})') from e
+
+def small_bert(vocab_size, max_len, devices, dropout=0.2):
+    """The chapter's small BERT, initialized on devices with known shapes.
+
+    Defined in :numref:`sec_bert-distributed`"""
+    net = d2l.BERTModel(vocab_size, num_hiddens=128, num_heads=2,
+                        ffn_num_hiddens=256, num_layers=2, dropout=dropout,
+                        max_len=max_len)
+    net.initialize(init.Xavier(), ctx=devices)
+    x = np.zeros((1, 4), dtype='int32', ctx=devices[0])
+    net(x, x, np.array([4.0], ctx=devices[0]), x[:, :1])  # infer the shapes
+    return net
+
+def job_trainer(net, kv, optimizer='adam', lr=1e-3):
+    """Defined in :numref:`sec_bert-distributed`"""
+    """Return a trainer whose kvstore, if any, adds gradients but does not
+    update: each worker applies the optimizer itself."""
+    return gluon.Trainer(net.collect_params(), optimizer,
+                         dict(learning_rate=lr),
+                         kvstore=kv if kv else 'device',
+                         update_on_kvstore=False if kv else None)
+
+def pretrain_bert(steps, batch_size, max_len, lr=1e-3, seed=0, dropout=0.2,
+                  gpus=(), cpus=1, kvstore=None, checkpoint_dir=None,
+                  checkpoint_every=0, resume=None, progress=False):
+    """Defined in :numref:`sec_bert-distributed`"""
+    """Pretrain the chapter's BERT, alone or as one worker of a job; return
+    the losses of every step."""
+    kv = mx.kv.create(kvstore) if kvstore else None
+    rank, num_workers = (kv.rank, kv.num_workers) if kv else (0, 1)
+    job_sum = JobSum(kv)
+    devices = ([npx.gpu(i) for i in gpus] if gpus
+               else [npx.cpu(i) for i in range(cpus)])
+    paragraphs = d2l.read_wiki(d2l.download_wiki())
+    vocab = d2l.Vocab(d2l.tokenize([s for p in paragraphs for s in p]),
+                      min_freq=5, reserved_tokens=d2l.BERT_RESERVED_TOKENS)
+    config = dict(batch_size=batch_size, max_len=max_len, seed=seed,
+                  num_workers=num_workers, vocab_size=len(vocab))
+    mx.random.seed(seed)
+    net = small_bert(len(vocab), max_len, devices, dropout)
+    trainer = job_trainer(net, kv, 'adam', lr)
+    state = {'step': 0, 'positions': [[0, 0]] * num_workers, 'losses': []}
+    if resume:
+        path, state = read_checkpoint(resume)
+        if state['config'] != config:
+            raise ValueError(f'{path}: written by a run with '
+                             f'{state["config"]}, not {config}')
+        net.load_parameters(os.path.join(path, 'bert.params'), ctx=devices)
+        trainer.load_states(os.path.join(path, 'trainer.states'))
+    # worker r reads paragraphs r, r + n, ... and computes its share of a batch
+    batches = worker_batches(paragraphs[rank::num_workers], vocab, max_len,
+                             batch_size // num_workers
+                             + (rank < batch_size % num_workers),
+                             seed, rank, state['positions'][rank])
+    step_loss = d2l.PretrainingLoss(net, gluon.loss.SoftmaxCELoss(),
+                                    len(vocab))
+    step_loss.hybridize(static_alloc=True, static_shape=True)
+    losses, num_pairs, timer = state['losses'], 0, None
+    bar = tqdm(total=steps, initial=state['step'], desc='pretraining',
+               disable=not progress or rank != 0)
+    for step in range(state['step'] + 1, steps + 1):
+        mx.random.seed(seed * 1_000_003 + rank * 10_007 + step)  # dropout
+        *position, batch = next(batches)
+        terms = train_job_step(step_loss, trainer, batch, devices, job_sum)
+        losses.append(job_sum([sum(float(x) for x in t)  # the batch's losses
+                               for t in zip(*terms)]).tolist())
+        bar.update()
+        bar.set_postfix(mlm=f'{losses[-1][0]:.3f}', nsp=f'{losses[-1][1]:.3f}')
+        if timer is None:  # the first step also compiles; time the others
+            npx.waitall()
+            timer = d2l.Timer()
+        else:
+            num_pairs += len(batch[0])
+        if step == steps or checkpoint_every and step % checkpoint_every == 0:
+            positions = onp.zeros((num_workers, 2))
+            positions[rank] = position
+            state = {'step': step, 'losses': losses, 'config': config,
+                     'positions': job_sum(positions).astype(int).tolist()}
+            if checkpoint_dir and rank == 0:
+                save_checkpoint(checkpoint_dir, net, trainer, state)
+    bar.close()
+    npx.waitall()
+    seconds = timer.stop() if timer else 0
+    num_pairs = job_sum([num_pairs])[0]
+    if rank == 0 and losses:
+        mlm_l, nsp_l = onp.mean(losses[-10:], axis=0)
+        print(f'MLM loss {mlm_l:.3f}, NSP loss {nsp_l:.3f}')
+        if num_pairs:
+            print(f'{num_pairs / seconds:.1f} sentence pairs/sec on '
+                  f'{num_workers} worker(s), each on {devices}')
+    return losses
+
+def pretrain_bert_job(num_workers, num_servers=1, port=9091, hosts=None,
+                      **kwargs):
+    """Run pretrain_bert in num_workers processes with parameter servers.
+
+    Defined in :numref:`sec_bert-distributed`"""
+    code = ('import json, sys; from d2l import mxnet as d2l; '
+            'd2l.pretrain_bert(**json.loads(sys.argv[1]))')
+    kwargs = json.dumps({**kwargs, 'kvstore': 'dist_sync'})
+    run_job([sys.executable, '-c', code, kwargs], num_workers, num_servers,
+            port, hosts)

@@ -339,9 +339,53 @@ def chapter_map():
     save(fig, 'chapter-map.svg', "Map of the chapter's five sections")
 
 
+def parameter_server():
+    """(f) A synchronous step of a job with one server and two workers."""
+    fig, ax = canvas(700, 540)
+    box(ax, 230, 12, 240, 70, 'server 0\nadds what the workers push:\n'
+        '(W, N) = (W₀ + W₁, N₀ + N₁), g = g₀ + g₁', ORANGE, SMALL)
+    box(ax, 12, 12, 170, 70, 'scheduler\nintroduces the processes,\n'
+        'runs the barriers', 'white', SMALL)
+    arrow(ax, [(182, 47), (230, 47)], dashed=True)
+    for i, x in enumerate((20, 400)):
+        cx, w, k = x + 140, 280, '₀₁'[i]
+        box(ax, x, 190, w, 30, f'worker {i}', 'white', weight='bold')
+        box(ax, x, 236, w, 44, 'its shard of the text: paragraphs\n'
+            f'{i}, {i + 2}, {i + 4}, ... (its own pairs and masks)', GREEN,
+            SMALL)
+        box(ax, x, 296, w, 44, f'its part of the batch: N{k} pairs\n'
+            f'with W{k} real prediction slots', YELLOW, SMALL)
+        box(ax, x, 356, w, 44, f'forward, backward: g{k} = gradient of\n'
+            f'MLM sum{k} / W + NSP sum{k} / N', BLUE, SMALL)
+        box(ax, x, 416, w, 44, 'Adam: the same update of its own\n'
+            'copy of the parameters', PURPLE, SMALL)
+        for top in (220, 280, 340, 400):
+            arrow(ax, [(cx, top), (cx, top + 16)])
+        # pushes rise on the outer side, pulls come down on the inner one
+        up, down = (x + w - 100, x + w - 40) if i == 0 else (x + 100, x + 40)
+        server_up, server_down = (250, 330) if i == 0 else (450, 370)
+        arrow(ax, [(up, 190), (up, 120), (server_up, 120), (server_up, 82)])
+        arrow(ax, [(server_down, 82), (server_down, 150), (down, 150),
+                   (down, 190)], dashed=True)
+        outer, inner = ('right', 'left') if i == 0 else ('left', 'right')
+        sign = -1 if i == 0 else 1
+        label(ax, up + 6 * sign, 150, f'push (W{k}, N{k}),\nthen g{k}',
+              SMALL, ha=outer)
+        label(ax, down - 6 * sign, 172, 'pull (W, N),\nthen g', SMALL,
+              ha=inner)
+    label(ax, 350, 494, 'Solid arrows: pushes; dashed: pulls, which the '
+          'server answers once every worker has pushed.\nEach worker pushes '
+          'and pulls 4 bytes per parameter every step. The scheduler only '
+          'connects\nthe processes (dashed line) and holds no parameters.',
+          SMALL, GREY)
+    save(fig, 'parameter-server.svg',
+         'A synchronous step of a parameter-server job with two workers')
+
+
 if __name__ == '__main__':
     bert_input()
     encoder_block()
     pretraining_example()
     data_parallel_step()
     chapter_map()
+    parameter_server()

@@ -1,0 +1,125 @@
+"""Pretrain the chapter's BERT for longer than a notebook, on one machine or several.
+
+One process on this machine's devices:
+
+    python scripts/pretrain.py --steps 1000 --checkpoint-dir ckpt
+
+A parameter-server job (a scheduler, M servers, N workers) on this machine,
+or on the machines listed in a hosts file (one name per line, started with
+ssh in this directory, which each machine must hold at the same path):
+
+    python scripts/pretrain.py --workers 2 --servers 1 --steps 1000
+    python scripts/pretrain.py --hosts hosts.txt --workers 4 --servers 2
+
+The training is the library's (`d2l.pretrain_bert`, `d2l.train_job_step`),
+described in chapter_bert/bert-distributed.md.
+"""
+
+import argparse
+import signal
+import sys
+
+from d2l import mxnet as d2l
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--steps', type=int, default=1000)
+    parser.add_argument('--batch-size', type=int, default=512,
+                        help='pairs per step, over all workers')
+    parser.add_argument('--max-len', type=int, default=64)
+    parser.add_argument('--lr', type=float, default=1e-3)
+    parser.add_argument('--dropout', type=float, default=0.2)
+    parser.add_argument('--seed', type=int, default=0)
+    devices = parser.add_mutually_exclusive_group()
+    devices.add_argument('--gpus', type=int, nargs='+', metavar='I',
+                         help='GPU indices each worker uses')
+    devices.add_argument('--cpus', type=int, default=1,
+                         help='number of CPU contexts each worker uses')
+    parser.add_argument('--workers', type=int,
+                        help='run a job with this many worker processes '
+                        '(default: one process, no job; with --hosts: one per host)')
+    parser.add_argument('--servers', type=int, default=1)
+    parser.add_argument('--hosts', metavar='FILE',
+                        help='run the job on these machines (one per line)')
+    parser.add_argument('--port', type=int, default=9091,
+                        help="the scheduler's port")
+    parser.add_argument('--checkpoint-dir')
+    parser.add_argument('--checkpoint-every', type=int, default=0,
+                        metavar='N', help='also write a checkpoint every N steps')
+    parser.add_argument('--resume', metavar='DIR',
+                        help='continue from the newest checkpoint in DIR')
+    args = parser.parse_args(argv)
+    for name in ('steps', 'batch_size', 'servers', 'cpus'):
+        if getattr(args, name) < 1:
+            parser.error(f'--{name.replace("_", "-")} must be at least 1')
+    if args.workers is not None and args.workers < 1:
+        parser.error('--workers must be at least 1')
+    if args.checkpoint_every and not args.checkpoint_dir:
+        parser.error('--checkpoint-every needs --checkpoint-dir')
+    if args.resume and not args.checkpoint_dir:
+        args.checkpoint_dir = args.resume
+    return args
+
+
+def read_hosts(path):
+    """Return the host names listed in path, one a line ('#' comments)."""
+    try:
+        with open(path, encoding='utf-8') as f:
+            lines = f.read().splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f'cannot read the hosts file {path}: {e}') from e
+    hosts = [line.split('#')[0].strip() for line in lines]
+    hosts = [host for host in hosts if host]
+    if not hosts:
+        raise ValueError(f'the hosts file {path} names no host')
+    for host in hosts:
+        if len(host.split()) != 1 or host.startswith('-'):
+            raise ValueError(f'the hosts file {path}: {host!r} is not a '
+                             'host name')
+    return hosts
+
+
+def check_job(args, num_workers):
+    """Refuse, before anything starts, a job its data cannot feed."""
+    if num_workers > args.batch_size:
+        raise ValueError(f'{num_workers} workers need a batch of at least '
+                         f'{num_workers} pairs, got --batch-size '
+                         f'{args.batch_size}')
+    num_paragraphs = len(d2l.read_wiki(d2l.download_wiki()))
+    if num_workers > num_paragraphs:
+        raise ValueError(f'{num_workers} workers but the text has only '
+                         f'{num_paragraphs} paragraphs to share among them')
+    if args.resume:
+        path, state = d2l.read_checkpoint(args.resume)
+        if state['config']['num_workers'] != num_workers:
+            raise ValueError(f'{path} was written by a job of '
+                             f'{state["config"]["num_workers"]} workers, '
+                             f'not {num_workers}')
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    # End through Python on SIGTERM too, so that a job's processes are stopped
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    train = dict(steps=args.steps, batch_size=args.batch_size,
+                 max_len=args.max_len, lr=args.lr, seed=args.seed,
+                 dropout=args.dropout, gpus=args.gpus or (), cpus=args.cpus,
+                 checkpoint_dir=args.checkpoint_dir,
+                 checkpoint_every=args.checkpoint_every, resume=args.resume,
+                 progress=True)
+    try:
+        hosts = read_hosts(args.hosts) if args.hosts else None
+        num_workers = args.workers or (len(hosts) if hosts else 1)
+        check_job(args, num_workers)
+        if args.workers is None and hosts is None:
+            d2l.pretrain_bert(**train)
+        else:
+            d2l.pretrain_bert_job(num_workers, args.servers, args.port, hosts,
+                                  **train)
+    except (ValueError, d2l.JobError, d2l.DataError) as e:
+        sys.exit(f'error: {e}')
+
+
+if __name__ == '__main__':
+    main()
