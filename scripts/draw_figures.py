@@ -293,7 +293,7 @@ def data_parallel_step():
 
 
 def chapter_map():
-    """(e) The chapter's five sections, what each builds and uses."""
+    """(e) The chapter's sections, what each builds and uses."""
     sections = (  # title, what it builds, what it uses from earlier ones
         ('Tools', ('devices, Timer, Animator, tokenize, Vocab,',
                    'verified downloads (DATA_HUB)'), ()),
@@ -311,13 +311,17 @@ def chapter_map():
          ('the loss, the multi-device step, train_bert, held-out',
           'evaluation, encodings, save_bert / load_bert'),
          ('devices, Timer, Animator (1);',
-          'BERTModel (3); load_data_wiki (4)')))
-    fig, ax = canvas(700, 530)
+          'BERTModel (3); load_data_wiki (4)')),
+        ('Pretraining on\nSeveral Machines',
+         ('a parameter-server job: launcher, workers with their',
+          'own shards, checkpoints, scripts/pretrain.py'),
+         ('train_step, PretrainingLoss (5);', 'load_data_wiki (4)')))
+    fig, ax = canvas(700, 630)
     left, width, height, pitch = 70, 560, 78, 100
     for i, (title, builds, uses) in enumerate(sections):
         y = 12 + i * pitch
         box(ax, left, y, width, height, fill=(BLUE, PURPLE, ORANGE, GREEN,
-                                              YELLOW)[i])
+                                              YELLOW, PAD)[i])
         label(ax, left + 12, y + height / 2, f'{i + 1}', 20 * PX,
               weight='bold', ha='left')
         label(ax, left + 38, y + height / 2, title, TEXT, weight='bold',
@@ -326,17 +330,17 @@ def chapter_map():
         if uses:
             body += '\nUses: ' + '\n'.join(uses)
         label(ax, left + 178, y + height / 2, body, SMALL, ha='left')
-    ys = [12 + i * pitch for i in range(5)]
-    for a, b in ((0, 1), (1, 2), (3, 4)):
+    ys = [12 + i * pitch for i in range(6)]
+    for a, b in ((0, 1), (1, 2), (3, 4), (4, 5)):
         arrow(ax, [(left + 100, ys[a] + height), (left + 100, ys[b])])
     for b, x, dy in ((3, 46, 52), (4, 24, 26)):  # Tools to sections 4, 5
         arrow(ax, [(left, ys[0] + dy), (x, ys[0] + dy), (x, ys[b] + 39),
                    (left, ys[b] + 39)])
     arrow(ax, [(left + width, ys[2] + height / 2), (676, ys[2] + height / 2),
                (676, ys[4] + height / 2), (left + width, ys[4] + height / 2)])
-    label(ax, 350, 512, 'An arrow from one section to another: the later '
+    label(ax, 350, 612, 'An arrow from one section to another: the later '
           'section uses what the earlier one builds.', SMALL, GREY)
-    save(fig, 'chapter-map.svg', "Map of the chapter's five sections")
+    save(fig, 'chapter-map.svg', "Map of the chapter's sections")
 
 
 def parameter_server():
