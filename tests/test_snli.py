@@ -92,10 +92,12 @@ def test_read_snli_reads_the_official_layout(tmp_path):
     ('gold_label\tsentence1\tsentence2\nneutral\ta\tb\nyes\tc\td\n',
      "line 3: gold_label 'yes'"),
     ('gold_label\tsentence1\tsentence2\n-\ta\tb\n', 'no pair has a gold label'),
-    ('', 'cannot read'),
+    ('', r'the header row \[\] lacks'),
+    (b'gold_label\tsentence1\tsentence2\n\xff\n', 'cannot read'),
 ])
 def test_read_snli_names_the_file_and_the_problem(tmp_path, text, problem):
-    path = write_split(tmp_path, 'test', text)
+    path = tmp_path / 'snli_1.0_test.txt'
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
     with pytest.raises(d2l.DataError, match=problem) as error:
         d2l.read_snli(str(tmp_path), 'test')
     assert str(path) in str(error.value)
