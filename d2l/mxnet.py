@@ -1263,11 +1263,12 @@ def train_classifier(net, train_iter, num_steps, lr, devices):
                       for w, (*X, y) in zip(weights, shards)]
         autograd.backward(losses)
         trainer.step(1)
-        history.append(sum(float(l) for l in losses))
+        history.append(losses)  # arrays: reading them would wait for devices
         if step % 10 == 0 or step == num_steps:
-            plot.add(step, onp.mean(history[-10:]))
-    print(f'loss {onp.mean(history[-10:]):.3f}, {timer.stop():.1f} sec '
-          f'on {devices}')
+            recent = onp.mean([sum(float(l) for l in step_losses)
+                               for step_losses in history[-10:]])
+            plot.add(step, recent)
+    print(f'loss {recent:.3f}, {timer.stop():.1f} sec on {devices}')
 
 def evaluate_classifier(net, data_iter, device):
     """Return the accuracy of a classifier of BERT inputs on data_iter.
