@@ -386,6 +386,54 @@ def parameter_server():
          'A synchronous step of a parameter-server job with two workers')
 
 
+def bert_finetuning():
+    """(f) Fine-tuning BERT to classify a premise-hypothesis pair."""
+    tokens = ['<cls>', 'a', 'man', 'plays', 'guitar', '<sep>', 'a', 'person',
+              'makes', 'music', '<sep>', '<pad>']
+    fig, ax = canvas(700, 530)
+    x0, pitch, w = 46, 52, 46
+    for text, first, last in (('premise: segment 0', 0, 5),
+                              ('hypothesis: segment 1', 6, 10)):
+        left, right = x0 + first * pitch, x0 + last * pitch + w
+        ax.plot([left, left, right, right], [486, 492, 492, 486], color=GREY,
+                lw=1)
+        label(ax, (left + right) / 2, 506, text, SMALL, GREY)
+    for i, token in enumerate(tokens):
+        x = x0 + i * pitch
+        fill = PAD if token == '<pad>' else ORANGE if 5 < i < 11 else BLUE
+        box(ax, x, 446, w, 32, token, fill, SMALL)
+        arrow(ax, [(x + w / 2, 446), (x + w / 2, 402)])
+    box(ax, x0, 322, 11 * pitch + w, 80, 'BERTEncoder: token, segment and '
+        'position embeddings, encoder blocks\npretrained on WikiText-2, then '
+        'fine-tuned', PURPLE, weight='bold')
+    label(ax, x0 + 11 * pitch + w / 2, 506, 'masked by\nvalid_lens', SMALL,
+          GREY)
+    for i in range(1, 12):
+        cx = x0 + i * pitch + w / 2
+        ax.plot([cx, cx], [322, 300], color=GREY, lw=1)
+    label(ax, x0 + 6 * pitch, 290, 'one vector per token (unused by the '
+          'classifier)', SMALL, GREY)
+    cx = x0 + w / 2
+    arrow(ax, [(cx, 322), (cx, 244)])
+    label(ax, cx + 10, 286, '<cls> vector', SMALL, ha='left')
+    box(ax, x0 - 20, 200, 250, 44, 'pooler: Dense(num_hiddens, tanh)\n'
+        "NextSentencePred's, pretrained", BLUE, SMALL)
+    arrow(ax, [(cx, 200), (cx, 156)])
+    box(ax, x0 - 20, 112, 250, 44, 'output: Dense(3)\nnew, randomly '
+        'initialized', YELLOW, SMALL, weight='bold')
+    arrow(ax, [(cx, 112), (cx, 70)])
+    box(ax, x0 - 20, 14, 250, 56, 'three scores: entailment,\nneutral, '
+        'contradiction\n(softmax cross-entropy with the label)', 'white',
+        SMALL)
+    box(ax, 330, 112, 330, 132, dashed=True, lw=1)
+    label(ax, 495, 178, 'set aside after pretraining:\nMaskLM (transform and '
+          'decoder) and\nNextSentencePred\'s output layer\n\nno gradient '
+          'reaches them', SMALL, GREY)
+    label(ax, 495, 42, 'Adam updates every parameter on the left,\n'
+          'with a smaller learning rate than pretraining', SMALL)
+    save(fig, 'bert-finetuning.svg', 'Fine-tuning BERT on a sentence pair')
+
+
 if __name__ == '__main__':
     bert_input()
     encoder_block()
@@ -393,3 +441,4 @@ if __name__ == '__main__':
     data_parallel_step()
     chapter_map()
     parameter_server()
+    bert_finetuning()

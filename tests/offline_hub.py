@@ -1,10 +1,12 @@
-"""Serve the project's own WikiText-2 stand-in on loopback, for offline runs.
+"""Serve the project's own WikiText-2 and SNLI stand-ins on loopback, offline.
 
 As a program it packs ``tests/data/wiki.valid.tokens`` (as the training split)
 and ``tests/data/wiki.test.tokens`` (as the held-out split) into an archive laid out
-like ``wikitext-2-v1.zip``, serves it on 127.0.0.1, points ``D2L_DATA_HUB`` at
-it, uses a fresh cache (unless ``D2L_DATA_DIR`` is set) and runs the command
-given after ``--``::
+like ``wikitext-2-v1.zip``, and SNLI's dev split (as the training split) and
+test split from ``tests/data/snli/`` into one laid out like ``snli_1.0.zip``.
+It serves both on 127.0.0.1, points ``D2L_DATA_HUB`` at them, uses a fresh
+cache (unless ``D2L_DATA_DIR`` is set) and runs the command given after
+``--``::
 
     python tests/offline_hub.py -- d2lbook build eval
 
@@ -30,6 +32,9 @@ DATA = pathlib.Path(__file__).resolve().parent / 'data'
 # split, so that training and held-out text stay apart.
 FIXTURE = DATA / 'wiki.valid.tokens'
 HELD_OUT = DATA / 'wiki.test.tokens'
+# SNLI's dev split stands in for its training split; its test split is itself.
+SNLI_DIR = DATA / 'snli'
+SNLI_SPLITS = {'train': 'dev', 'test': 'test'}
 
 
 def sha1sum(path):
@@ -52,6 +57,29 @@ def make_wikitext_archive(zip_path):
     return make_archive(zip_path, {
         'wikitext-2/wiki.train.tokens': FIXTURE.read_bytes(),
         'wikitext-2/wiki.valid.tokens': HELD_OUT.read_bytes()})
+
+
+def snli_table(split):
+    """Return a fixture split of SNLI as tab-separated text with a header row.
+
+    Only the three columns the book reads are written: gold_label, sentence1
+    and sentence2 (the official files have eleven more).
+    """
+    columns = [(SNLI_DIR / f'{name}.{split}').read_text(encoding='utf-8')
+               .splitlines() for name in ('labels', 's1', 's2')]
+    if len({len(c) for c in columns}) != 1:
+        raise ValueError(f'{SNLI_DIR}: labels.{split}, s1.{split} and '
+                         f's2.{split} have different numbers of lines')
+    rows = ['gold_label\tsentence1\tsentence2']
+    rows += ['\t'.join(cell.strip() for cell in row) for row in zip(*columns)]
+    return '\n'.join(rows) + '\n'
+
+
+def make_snli_archive(zip_path):
+    """Pack the SNLI stand-in's training and test splits in a zip; return its SHA-1."""
+    return make_archive(zip_path, {
+        f'snli_1.0/snli_1.0_{name}.txt': snli_table(split).encode('utf-8')
+        for name, split in SNLI_SPLITS.items()})
 
 
 def write_hub(path, entries):
@@ -86,10 +114,13 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         www = os.path.join(tmp, 'www')
         os.mkdir(www)
-        sha1 = make_wikitext_archive(os.path.join(www, 'wikitext-2-v1.zip'))
+        wiki_sha1 = make_wikitext_archive(os.path.join(www, 'wikitext-2-v1.zip'))
+        snli_sha1 = make_snli_archive(os.path.join(www, 'snli_1.0.zip'))
         hub = os.path.join(tmp, 'hub.json')
         with serve(www) as base_url:
-            write_hub(hub, {'wikitext-2': [base_url + 'wikitext-2-v1.zip', sha1]})
+            write_hub(hub, {
+                'wikitext-2': [base_url + 'wikitext-2-v1.zip', wiki_sha1],
+                'snli': [base_url + 'snli_1.0.zip', snli_sha1]})
             env = dict(os.environ, D2L_DATA_HUB=hub)
             # keep the stand-in out of any cache that holds the real dataset
             env.setdefault('D2L_DATA_DIR', os.path.join(tmp, 'cache'))
