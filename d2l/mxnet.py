@@ -1265,7 +1265,7 @@ def train_classifier(net, train_iter, num_steps, lr, devices):
         trainer.step(1)
         history.append(losses)  # arrays: reading them would wait for devices
         if step % 10 == 0 or step == num_steps:
-            recent = onp.mean([sum(float(l) for l in step_losses)
+            recent = onp.mean([sum(float(x) for x in step_losses)
                                for step_losses in history[-10:]])
             plot.add(step, recent)
     print(f'loss {recent:.3f}, {timer.stop():.1f} sec on {devices}')

@@ -315,13 +315,17 @@ def chapter_map():
         ('Pretraining on\nSeveral Machines',
          ('a parameter-server job: launcher, workers with their',
           'own shards, checkpoints, scripts/pretrain.py'),
-         ('train_step, PretrainingLoss (5);', 'load_data_wiki (4)')))
-    fig, ax = canvas(700, 630)
+         ('train_step, PretrainingLoss (5);', 'load_data_wiki (4)')),
+        ('Fine-Tuning\non SNLI',
+         ('load_data_snli, BERTClassifier, a bag-of-words baseline,',
+          'what pretraining bought, measured on SNLI test'),
+         ('train_bert (5); index_sentences, pack_pairs (4)',)))
+    fig, ax = canvas(700, 730)
     left, width, height, pitch = 70, 560, 78, 100
     for i, (title, builds, uses) in enumerate(sections):
         y = 12 + i * pitch
         box(ax, left, y, width, height, fill=(BLUE, PURPLE, ORANGE, GREEN,
-                                              YELLOW, PAD)[i])
+                                              YELLOW, PAD, 'white')[i])
         label(ax, left + 12, y + height / 2, f'{i + 1}', 20 * PX,
               weight='bold', ha='left')
         label(ax, left + 38, y + height / 2, title, TEXT, weight='bold',
@@ -330,7 +334,7 @@ def chapter_map():
         if uses:
             body += '\nUses: ' + '\n'.join(uses)
         label(ax, left + 178, y + height / 2, body, SMALL, ha='left')
-    ys = [12 + i * pitch for i in range(6)]
+    ys = [12 + i * pitch for i in range(7)]
     for a, b in ((0, 1), (1, 2), (3, 4), (4, 5)):
         arrow(ax, [(left + 100, ys[a] + height), (left + 100, ys[b])])
     for b, x, dy in ((3, 46, 52), (4, 24, 26)):  # Tools to sections 4, 5
@@ -338,7 +342,9 @@ def chapter_map():
                    (left, ys[b] + 39)])
     arrow(ax, [(left + width, ys[2] + height / 2), (676, ys[2] + height / 2),
                (676, ys[4] + height / 2), (left + width, ys[4] + height / 2)])
-    label(ax, 350, 612, 'An arrow from one section to another: the later '
+    arrow(ax, [(left + width, ys[4] + height / 2 + 10), (690, ys[4] + height / 2 + 10),
+               (690, ys[6] + height / 2), (left + width, ys[6] + height / 2)])
+    label(ax, 350, 712, 'An arrow from one section to another: the later '
           'section uses what the earlier one builds.', SMALL, GREY)
     save(fig, 'chapter-map.svg', "Map of the chapter's sections")
 
