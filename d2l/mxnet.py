@@ -641,8 +641,8 @@ class WikiTextDataset(gluon.data.Dataset):
     def __len__(self):
         return len(self.arrays[0])
 
-def load_data_wiki(batch_size, max_len, split='train', vocab=None):
-    """Load WikiText-2 for BERT pretraining; return (data_iter, vocab).
+def check_loader_args(batch_size, max_len):
+    """Raise ValueError unless batch_size and max_len are usable integers.
 
     Defined in :numref:`sec_bert-dataset`"""
     if not (isinstance(batch_size, int) and batch_size >= 1):
@@ -651,6 +651,12 @@ def load_data_wiki(batch_size, max_len, split='train', vocab=None):
     if not (isinstance(max_len, int) and max_len >= 5):
         raise ValueError(f'max_len must be an integer of at least 5 (<cls>, '
                          f'two words, two <sep>), got {max_len!r}')
+
+def load_data_wiki(batch_size, max_len, split='train', vocab=None):
+    """Load WikiText-2 for BERT pretraining; return (data_iter, vocab).
+
+    Defined in :numref:`sec_bert-dataset`"""
+    check_loader_args(batch_size, max_len)
     paragraphs = read_wiki(download_wiki(), split)
     dataset = WikiTextDataset(paragraphs, max_len, vocab)
     data_iter = gluon.data.DataLoader(dataset, batch_size,
@@ -1216,12 +1222,7 @@ def load_data_snli(batch_size, max_len, vocab):
     """Load SNLI as BERT inputs; return the train and test data iterators.
 
     Defined in :numref:`sec_bert-snli`"""
-    if not (isinstance(batch_size, int) and batch_size >= 1):
-        raise ValueError(f'batch_size must be a positive integer, got '
-                         f'{batch_size!r}')
-    if not (isinstance(max_len, int) and max_len >= 5):
-        raise ValueError(f'max_len must be an integer of at least 5 (<cls>, '
-                         f'two words, two <sep>), got {max_len!r}')
+    d2l.check_loader_args(batch_size, max_len)
     folder = d2l.download_extract('snli', 'snli_1.0')
     iters = []
     for split in ('train', 'test'):
