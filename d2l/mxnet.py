@@ -605,8 +605,9 @@ class WikiTextDataset(gluon.data.Dataset):
     """Masked language modeling and next sentence prediction examples.
 
     Defined in :numref:`sec_bert-dataset`"""
-    def __init__(self, paragraphs, max_len, vocab=None):
-        progress = tqdm(total=4, desc='Building BERT examples')
+    def __init__(self, paragraphs, max_len, vocab=None, progress=True):
+        progress = tqdm(total=4, desc='Building BERT examples',
+                        disable=not progress)
         sentences = d2l.tokenize([s for p in paragraphs for s in p])
         self.vocab = vocab or d2l.Vocab(
             sentences, min_freq=5, reserved_tokens=BERT_RESERVED_TOKENS)
@@ -884,7 +885,7 @@ def worker_batches(shard, vocab, max_len, batch_size, seed, rank,
     epoch, index = start
     while True:
         onp.random.seed([seed, rank, epoch])
-        dataset = d2l.WikiTextDataset(shard, max_len, vocab)
+        dataset = d2l.WikiTextDataset(shard, max_len, vocab, progress=False)
         order = onp.random.permutation(len(dataset))
         num_batches = -(-len(dataset) // batch_size)
         for i in range(index, num_batches):
@@ -1060,10 +1061,14 @@ def job_trainer(net, kv, optimizer='adam', lr=1e-3):
     """Defined in :numref:`sec_bert-distributed`"""
     """Return a trainer whose kvstore, if any, adds gradients but does not
     update: each worker applies the optimizer itself."""
-    return gluon.Trainer(net.collect_params(), optimizer,
-                         dict(learning_rate=lr),
-                         kvstore=kv if kv else 'device',
-                         update_on_kvstore=False if kv else None)
+    trainer = gluon.Trainer(net.collect_params(), optimizer,
+                            dict(learning_rate=lr),
+                            kvstore=kv if kv else 'device',
+                            update_on_kvstore=False if kv else None)
+    if kv:  # copy worker 0's parameters now, not in the first step
+        trainer._init_kvstore()
+        trainer._init_params()
+    return trainer
 
 def pretrain_bert(steps, batch_size, max_len, lr=1e-3, seed=0, dropout=0.2,
                   gpus=(), cpus=1, kvstore=None, checkpoint_dir=None,

@@ -350,3 +350,10 @@ def test_bad_data_refused_then_good_loads(
     point_hub(monkeypatch, tmp_path, good_url, good_sha1)
     train_iter, vocab = d2l.load_data_wiki(64, 64)
     assert len(next(iter(train_iter))[0]) == 64 and len(vocab) > 1000
+
+
+def test_the_progress_bar_can_be_turned_off(paragraphs, capfd):
+    d2l.WikiTextDataset(paragraphs[:50], 64)
+    assert 'Building BERT examples' in capfd.readouterr().err
+    d2l.WikiTextDataset(paragraphs[:50], 64, progress=False)
+    assert capfd.readouterr().err == ''
