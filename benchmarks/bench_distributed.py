@@ -40,7 +40,7 @@ MAX_LEN = 64
 def worker(data_dir, out, batch_size, warmup, steps, rounds, distributed):
     """Train, time steps and bare exchanges; worker 0 writes the figures."""
     import mxnet as mx
-    from mxnet import gluon, npx
+    from mxnet import npx
 
     from d2l import mxnet as d2l
     kv = mx.kv.create('dist_sync') if distributed else None
@@ -52,7 +52,7 @@ def worker(data_dir, out, batch_size, warmup, steps, rounds, distributed):
     mx.random.seed(0)
     net = d2l.small_bert(len(vocab), MAX_LEN, devices)
     trainer = d2l.job_trainer(net, kv)
-    step_loss = d2l.PretrainingLoss(net, gluon.loss.SoftmaxCELoss(), len(vocab))
+    step_loss = d2l.PretrainingLoss(net, d2l.CrossEntropyLoss(), len(vocab))
     step_loss.hybridize(static_alloc=True, static_shape=True)
     batches = d2l.worker_batches(paragraphs[rank::num_workers], vocab, MAX_LEN,
                                  batch_size, 0, rank)

@@ -8,7 +8,11 @@ process, this times
   (``d2l.LayerNorm``);
 * multi-head self-attention with 2 heads: the chapter's per-head layout
   (``d2l.MultiHeadAttention``) and the common layout that projects all heads
-  at once and folds them into the batch with reshapes and transposes.
+  at once and folds them into the batch with reshapes and transposes;
+* the MLM cross-entropy of 5,120 prediction slots (10 for each of 512 pairs)
+  over a vocabulary of ``--vocab-size`` tokens: Gluon's ``SoftmaxCELoss``, the
+  chapter's ``CrossEntropyLoss`` through ``log_softmax`` and through
+  ``softmax`` (its default).
 
 Each layer is hybridized with static memory; rounds alternate between the
 variants, and the fastest pass of each is reported with its ratio to the
@@ -22,7 +26,7 @@ import argparse
 import os
 import time
 
-from mxnet import autograd, np, npx
+from mxnet import autograd, gluon, np, npx
 from mxnet.gluon import nn
 
 from d2l import mxnet as d2l
@@ -67,6 +71,16 @@ class SelfAttention(nn.HybridBlock):
         return self.attention(X, X, X, valid_lens)
 
 
+class SummedLoss(nn.HybridBlock):
+    """The weighted sum of a loss over all rows."""
+    def __init__(self, loss):
+        super().__init__()
+        self.loss = loss
+
+    def hybrid_forward(self, F, scores, labels, weights):
+        return self.loss(scores, labels, weights.reshape(-1, 1)).sum()
+
+
 def one_pass(layer, inputs):
     """Seconds of one forward and backward pass."""
     tic = time.perf_counter()
@@ -90,9 +104,19 @@ def compare(variants, inputs, rounds):
     return best
 
 
+def mlm_inputs(vocab_size):
+    """Scores, labels and weights of the 10 prediction slots of 512 pairs."""
+    scores = np.random.normal(scale=3, size=(B * 10, vocab_size))
+    scores.attach_grad()
+    labels = np.random.randint(0, vocab_size, size=(B * 10,))
+    weights = (np.random.uniform(size=(B * 10,)) < 0.7).astype('float32')
+    return [scores, labels, weights]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--rounds', type=int, default=10)
+    parser.add_argument('--vocab-size', type=int, default=6827)
     args = parser.parse_args()
     X = np.random.normal(size=(B, T, H))
     X.attach_grad()
@@ -105,7 +129,12 @@ def main():
         'self-attention, 2 heads': (compare({
             'per-head (chapter)': SelfAttention(d2l.MultiHeadAttention(H, HEADS, 0.1)),
             'folded heads': SelfAttention(FoldedHeadsAttention(H, HEADS, 0.1))},
-            [X, valid_lens], args.rounds))}
+            [X, valid_lens], args.rounds)),
+        f'MLM cross-entropy, vocabulary {args.vocab_size}': (compare({
+            'gluon.loss.SoftmaxCELoss': SummedLoss(gluon.loss.SoftmaxCELoss()),
+            'by log_softmax': SummedLoss(d2l.CrossEntropyLoss(by_softmax=False)),
+            'by softmax (chapter)': SummedLoss(d2l.CrossEntropyLoss())},
+            mlm_inputs(args.vocab_size), args.rounds))}
     print(f'OMP_NUM_THREADS={os.environ.get("OMP_NUM_THREADS", "unset")}, '
           f'batch ({B}, {T}, {H}), fastest of {args.rounds} forward+backward passes')
     for group, best in groups.items():

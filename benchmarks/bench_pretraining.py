@@ -7,8 +7,9 @@ text with the same seeds, and train the chapter's configuration (2 layers, 128
 hidden units, 2 heads, FFN 256, dropout 0.2, batch 512, max_len 64) with Adam
 on all devices (the CPU here):
 
-* ours: the library's ``train_step`` on the hybridized ``PretrainingLoss``,
-  reading each step's losses one step late, as ``train_bert`` does;
+* ours: the library's ``train_step`` on the hybridized ``PretrainingLoss``
+  with its ``CrossEntropyLoss``, reading each step's losses one step late,
+  as ``train_bert`` does;
 * d2l 0.17.6: its ``_get_batch_loss_bert`` in the loop of its pretraining
   section, which reads every shard's losses right after its step.
 
@@ -98,7 +99,8 @@ def worker(data_dir, steps, warmup, seed, ours, vocab_size):
     devices = d2l.try_all_gpus()
     net.initialize(init.Xavier(), ctx=devices)
     make_step = our_steps if ours else d2l_steps
-    step = make_step(d2l, net, gluon.loss.SoftmaxCELoss(), vocab_size, devices)
+    loss = d2l.CrossEntropyLoss() if ours else gluon.loss.SoftmaxCELoss()
+    step = make_step(d2l, net, loss, vocab_size, devices)
     for _ in range(warmup):
         step(next(loader))
     npx.waitall()

@@ -1,6 +1,7 @@
 """What the benchmarks share: the two Pythons, the text, seeds and memory."""
 
 import json
+import os
 import pathlib
 import random
 import resource
@@ -47,6 +48,12 @@ def seed_all(seed):
     mx.random.seed(seed)
 
 
+def thread_settings():
+    """The thread variables of this process's environment, for both sides."""
+    return {k: v for k, v in os.environ.items()
+            if k in ('OMP_NUM_THREADS', 'MXNET_CPU_WORKER_NTHREADS')}
+
+
 def run_worker(name, script, worker_args):
     """Run script's worker under one implementation's Python; return its JSON."""
     python = PYTHONS[name]
@@ -57,5 +64,5 @@ def run_worker(name, script, worker_args):
     out = subprocess.run(command, cwd='/', check=True, text=True,
                          stdout=subprocess.PIPE,
                          env={'PATH': '/usr/bin:/bin', 'PYTHONUTF8': '1',
-                              'MPLBACKEND': 'Agg'})
+                              'MPLBACKEND': 'Agg', **thread_settings()})
     return json.loads(out.stdout.strip().splitlines()[-1])

@@ -664,6 +664,25 @@ def load_data_wiki(batch_size, max_len, split='train', vocab=None):
                                       shuffle=(split == 'train'))
     return data_iter, dataset.vocab
 
+class CrossEntropyLoss(gluon.loss.Loss):
+    """Softmax cross-entropy of each row of scores, optionally weighted.
+
+    Defined in :numref:`sec_bert-pretraining`"""
+    def __init__(self, by_softmax=True, **kwargs):
+        super().__init__(weight=None, batch_axis=0, **kwargs)
+        self.by_softmax = by_softmax
+
+    def hybrid_forward(self, F, scores, labels, sample_weight=None):
+        # scores: (N, C); labels: (N,); sample_weight: (N, 1)
+        if self.by_softmax:  # -log p(y), with a fast backward pass on CPUs
+            probs = F.npx.softmax(scores)                         # (N, C)
+            ce = -F.np.log(F.npx.pick(probs, labels) + 1e-30)     # (N,)
+        else:                # -log p(y) computed as log_softmax(scores)[y]
+            ce = -F.npx.pick(F.npx.log_softmax(scores), labels)   # (N,)
+        if sample_weight is not None:
+            ce = ce * sample_weight.reshape(-1)                   # (N,)
+        return ce
+
 def mlm_nsp_losses(net, loss, vocab_size, tokens, segments, valid_lens,
                    pred_positions, mlm_weights, mlm_labels, nsp_labels):
     """Return BERT's MLM and NSP losses of one batch, as in the equations.
@@ -1102,7 +1121,7 @@ def pretrain_bert(steps, batch_size, max_len, lr=1e-3, seed=0, dropout=0.2,
                              batch_size // num_workers
                              + (rank < batch_size % num_workers),
                              seed, rank, state['positions'][rank])
-    step_loss = d2l.PretrainingLoss(net, gluon.loss.SoftmaxCELoss(),
+    step_loss = d2l.PretrainingLoss(net, d2l.CrossEntropyLoss(),
                                     len(vocab))
     step_loss.hybridize(static_alloc=True, static_shape=True)
     losses, num_pairs, timer = state['losses'], 0, None

@@ -55,7 +55,7 @@ def main():
     ones = mx.np.ones((1, 4), dtype='int32', ctx=devices[0])
     net(ones, 0 * ones, None, ones[:, :1])  # complete the deferred shapes
     adam = gluon.Trainer(net.collect_params(), 'adam', {'learning_rate': 1e-3})
-    pretraining_loss = d2l.PretrainingLoss(net, gluon.loss.SoftmaxCELoss(),
+    pretraining_loss = d2l.PretrainingLoss(net, d2l.CrossEntropyLoss(),
                                            len(vocab))
     pretraining_loss.hybridize(static_alloc=True, static_shape=True)
     print(f'vocabulary: {len(vocab)} tokens; devices: {devices}')

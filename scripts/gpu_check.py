@@ -18,7 +18,7 @@ import numpy as onp
 
 try:
     import mxnet as mx
-    from mxnet import autograd, gluon, init, np, npx
+    from mxnet import autograd, init, np, npx
 
     from d2l import mxnet as d2l
 except OSError as error:  # the GPU build links the driver's libcuda.so.1
@@ -53,7 +53,7 @@ def pairs_per_second(device):
                         num_heads=2, num_layers=2, dropout=0.2, max_len=MAX_LEN)
     net.initialize(init.Xavier(), ctx=device)
     net.hybridize()
-    loss = gluon.loss.SoftmaxCELoss()
+    loss = d2l.CrossEntropyLoss()
     b = random_batch(device)
 
     def forward_backward():

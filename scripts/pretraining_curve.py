@@ -34,7 +34,7 @@ def main():
                         ffn_num_hiddens=256, num_layers=2, dropout=0.2,
                         max_len=64)
     net.initialize(init.Xavier(), ctx=devices)
-    step_loss = d2l.PretrainingLoss(net, gluon.loss.SoftmaxCELoss(), len(vocab))
+    step_loss = d2l.PretrainingLoss(net, d2l.CrossEntropyLoss(), len(vocab))
     step_loss.hybridize(static_alloc=True, static_shape=True)
     trainer = gluon.Trainer(net.collect_params(), 'adam',
                             {'learning_rate': 1e-3})

