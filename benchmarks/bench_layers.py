@@ -9,6 +9,9 @@ process, this times
 * multi-head self-attention with 2 heads: the chapter's per-head layout
   (``d2l.MultiHeadAttention``) and the common layout that projects all heads
   at once and folds them into the batch with reshapes and transposes;
+* putting the outputs of 2 heads, (512, 64, 64) each, side by side:
+  ``np.concatenate`` along the last axis against stacking them on a new axis
+  and merging it with the features (the chapter's);
 * the MLM cross-entropy of 5,120 prediction slots (10 for each of 512 pairs)
   over a vocabulary of ``--vocab-size`` tokens: Gluon's ``SoftmaxCELoss``, the
   chapter's ``CrossEntropyLoss`` through ``log_softmax`` and through
@@ -71,6 +74,20 @@ class SelfAttention(nn.HybridBlock):
         return self.attention(X, X, X, valid_lens)
 
 
+class SideBySide(nn.HybridBlock):
+    """Put two heads' outputs side by side; return the sum of the result."""
+    def __init__(self, by_stack):
+        super().__init__()
+        self.by_stack = by_stack
+
+    def hybrid_forward(self, F, a, b):
+        if self.by_stack:
+            out = F.npx.reshape(F.np.stack([a, b], axis=2), (-2, -2, -5))
+        else:
+            out = F.np.concatenate([a, b], axis=-1)
+        return out.sum()
+
+
 class SummedLoss(nn.HybridBlock):
     """The weighted sum of a loss over all rows."""
     def __init__(self, loss):
@@ -104,6 +121,14 @@ def compare(variants, inputs, rounds):
     return best
 
 
+def head_outputs():
+    """Two heads' outputs for a pretraining batch, with gradients."""
+    outputs = [np.random.normal(size=(B, T, H // HEADS)) for _ in range(HEADS)]
+    for x in outputs:
+        x.attach_grad()
+    return outputs
+
+
 def mlm_inputs(vocab_size):
     """Scores, labels and weights of the 10 prediction slots of 512 pairs."""
     scores = np.random.normal(scale=3, size=(B * 10, vocab_size))
@@ -130,6 +155,10 @@ def main():
             'per-head (chapter)': SelfAttention(d2l.MultiHeadAttention(H, HEADS, 0.1)),
             'folded heads': SelfAttention(FoldedHeadsAttention(H, HEADS, 0.1))},
             [X, valid_lens], args.rounds)),
+        'two heads side by side': (compare({
+            'np.concatenate': SideBySide(False),
+            'stack and merge (chapter)': SideBySide(True)},
+            head_outputs(), args.rounds)),
         f'MLM cross-entropy, vocabulary {args.vocab_size}': (compare({
             'gluon.loss.SoftmaxCELoss': SummedLoss(gluon.loss.SoftmaxCELoss()),
             'by log_softmax': SummedLoss(d2l.CrossEntropyLoss(by_softmax=False)),

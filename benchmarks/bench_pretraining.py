@@ -24,12 +24,20 @@ available offline (validation and test splits) one of about 7,000.
 size (as d2l reports it) while they train on the offline text, whose token ids
 are a subset: the same arithmetic as the chapter's run.
 
+By default it measures four settings in one run: the offline text's own
+vocabulary and 20,256, each with MXNet's default threads (OMP_NUM_THREADS
+unset) and with OMP_NUM_THREADS set to the number of CPUs, on both sides.
+``--profile`` adds a profile of one step of ours at each vocabulary, operator
+by operator (with bulk execution off, so a little slower than the timed
+steps).
+
     python benchmarks/bench_pretraining.py [--steps 10] [--warmup 3]
-                                           [--vocab-size N]
+        [--vocab-size 0 20256] [--threads default N] [--profile]
 """
 
 import argparse
 import json
+import os
 import pathlib
 import sys
 import tempfile
@@ -86,7 +94,7 @@ def d2l_steps(d2l, net, loss, vocab_size, devices):
     return step
 
 
-def worker(data_dir, steps, warmup, seed, ours, vocab_size):
+def worker(data_dir, steps, warmup, seed, ours, vocab_size, profile):
     """Measure one implementation; print the results as JSON."""
     from d2l import mxnet as d2l
     from mxnet import gluon, init, npx
@@ -104,6 +112,8 @@ def worker(data_dir, steps, warmup, seed, ours, vocab_size):
     for _ in range(warmup):
         step(next(loader))
     npx.waitall()
+    if profile:
+        return print(json.dumps(profile_step(step, next(loader))))
     tic = time.perf_counter()
     for _ in range(steps):
         step(next(loader))
@@ -115,6 +125,49 @@ def worker(data_dir, steps, warmup, seed, ours, vocab_size):
                       'devices': str(devices)}))
 
 
+def profile_step(step, batch):
+    """Milliseconds of each operator in one step, largest first."""
+    import mxnet as mx
+    mx.profiler.set_config(profile_all=True, aggregate_stats=True,
+                           filename=os.devnull)
+    mx.profiler.set_state('run')
+    tic = time.perf_counter()
+    step(batch)
+    mx.nd.waitall()
+    seconds = time.perf_counter() - tic
+    mx.profiler.set_state('stop')
+    ops = json.loads(mx.profiler.dumps(format='json'))['Time']['operator']
+    ops = sorted(((name, v['Total']) for name, v in ops.items()),
+                 key=lambda x: -x[1])
+    return {'ms_step': seconds * 1e3, 'ops': ops}
+
+
+def compare(data_dir, args, vocab_size, threads):
+    """Run both implementations in one setting; return their results."""
+    worker_args = [data_dir, '--steps', str(args.steps), '--warmup',
+                   str(args.warmup), '--seed', str(args.seed),
+                   '--vocab-size', str(vocab_size)]
+    return {name: run_worker(name, __file__, worker_args
+                             + (['--ours'] if name == 'ours' else []),
+                             threads)
+            for name in PYTHONS}
+
+
+def print_profile(data_dir, args, vocab_size, threads, top=12):
+    """Profile one step of ours, operator by operator (no bulk execution)."""
+    result = run_worker('ours', __file__, [
+        data_dir, '--steps', '1', '--warmup', str(args.warmup), '--seed',
+        str(args.seed), '--vocab-size', str(vocab_size), '--ours',
+        '--profile'], threads, {'MXNET_EXEC_BULK_EXEC_TRAIN': '0'})
+    print(f'\nprofile of one step of ours, model vocab {vocab_size or "data"}, '
+          f'OMP_NUM_THREADS={threads or "unset"}: {result["ms_step"]:.0f} ms '
+          'in all (profiled, operator by operator)')
+    for name, ms in result['ops'][:top]:
+        print(f'  {name:32}{ms:9.1f} ms')
+    rest = sum(ms for _, ms in result['ops'][top:])
+    print(f'  {"all other operators":32}{rest:9.1f} ms')
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--text', type=pathlib.Path, nargs='+',
@@ -122,38 +175,42 @@ def main():
     parser.add_argument('--steps', type=int, default=10)
     parser.add_argument('--warmup', type=int, default=3)
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--vocab-size', type=int, default=0,
-                        help="the models' vocabulary size (default: the data's)")
+    parser.add_argument('--vocab-size', type=int, nargs='+', default=[0, 20256],
+                        help="the models' vocabulary sizes (0: the data's)")
+    parser.add_argument('--threads', nargs='+',
+                        default=['default', str(os.cpu_count())],
+                        help="OMP_NUM_THREADS of both sides ('default': unset)")
+    parser.add_argument('--profile', action='store_true',
+                        help='also profile one step of ours at each vocabulary')
     parser.add_argument('--worker', metavar='DATA_DIR', help=argparse.SUPPRESS)
     parser.add_argument('--ours', action='store_true', help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         return worker(args.worker, args.steps, args.warmup, args.seed,
-                      args.ours, args.vocab_size)
+                      args.ours, args.vocab_size[0], args.profile)
     texts = args.text or default_text()
+    settings = [(v, None if t == 'default' else t)
+                for v in args.vocab_size for t in args.threads]
+    print(f'text: {" + ".join(str(p) for p in texts)}; {args.warmup} warm-up '
+          f'+ {args.steps} timed steps of {BATCH_SIZE} pairs, max_len {MAX_LEN}, '
+          f'{os.cpu_count()} CPUs')
+    print(f'{"model vocab":>12}{"OMP_NUM_THREADS":>16}{"ours":>9}{"d2l":>9}'
+          f'{"ratio":>8}{"RSS ours":>10}{"RSS d2l":>9}')
     with tempfile.TemporaryDirectory() as data_dir:
         write_train_file(texts, data_dir)
-        worker_args = [data_dir, '--steps', str(args.steps), '--warmup',
-                       str(args.warmup), '--seed', str(args.seed),
-                       '--vocab-size', str(args.vocab_size)]
-        results = {name: run_worker(name, __file__, worker_args
-                                    + (['--ours'] if name == 'ours' else []))
-                   for name in PYTHONS}
-    ours, base = results['ours'], results['d2l 0.17.6']
-    print(f'text: {" + ".join(str(p) for p in texts)}')
-    print(f'data vocab {ours["vocab"]} (ours) / {base["vocab"]} (d2l), '
-          f'model vocab {ours["model_vocab"]} / {base["model_vocab"]}, '
-          f'devices {ours["devices"]}, {args.warmup} warm-up + {args.steps} '
-          f'timed steps of {BATCH_SIZE} pairs, max_len {MAX_LEN}')
-    print(f'{"":28}{"ours":>12}{"d2l 0.17.6":>12}')
-    for label, key in [('sentence pairs/sec', 'pairs_per_s'),
-                       ('seconds/step', 's_per_step'),
-                       ('peak RSS (MB)', 'mb_peak')]:
-        print(f'{label:28}{ours[key]:12.1f}{base[key]:12.1f}')
-    print(f'speedup (pairs/sec, ours / d2l 0.17.6): '
-          f'{ours["pairs_per_s"] / base["pairs_per_s"]:.2f}x')
-    print(f'peak memory (ours / d2l 0.17.6): '
-          f'{ours["mb_peak"] / base["mb_peak"]:.2f}')
+        for vocab_size, threads in settings:
+            r = compare(data_dir, args, vocab_size, threads)
+            ours, base = r['ours'], r['d2l 0.17.6']
+            print(f'{ours["model_vocab"]:>6} /{base["model_vocab"]:>5}'
+                  f'{threads or "unset":>16}{ours["pairs_per_s"]:9.1f}'
+                  f'{base["pairs_per_s"]:9.1f}'
+                  f'{ours["pairs_per_s"] / base["pairs_per_s"]:7.2f}x'
+                  f'{ours["mb_peak"]:8.0f}MB{base["mb_peak"]:7.0f}MB', flush=True)
+        print('(pairs per second; ratio = ours / d2l 0.17.6; RSS = peak '
+              'resident memory)')
+        if args.profile:
+            for vocab_size in args.vocab_size:
+                print_profile(data_dir, args, vocab_size, settings[-1][1])
 
 
 if __name__ == '__main__':

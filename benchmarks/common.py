@@ -1,7 +1,6 @@
 """What the benchmarks share: the two Pythons, the text, seeds and memory."""
 
 import json
-import os
 import pathlib
 import random
 import resource
@@ -48,21 +47,20 @@ def seed_all(seed):
     mx.random.seed(seed)
 
 
-def thread_settings():
-    """The thread variables of this process's environment, for both sides."""
-    return {k: v for k, v in os.environ.items()
-            if k in ('OMP_NUM_THREADS', 'MXNET_CPU_WORKER_NTHREADS')}
+def run_worker(name, script, worker_args, threads=None, env=None):
+    """Run script's worker under one implementation's Python; return its JSON.
 
-
-def run_worker(name, script, worker_args):
-    """Run script's worker under one implementation's Python; return its JSON."""
+    threads, if given, becomes the worker's OMP_NUM_THREADS; env adds
+    variables."""
     python = PYTHONS[name]
     if not python.exists():
         sys.exit(f'{python} not found: run benchmarks/setup_d2l0176.sh first')
     command = [str(python), str(script), '--worker'] + worker_args
+    settings = {'PATH': '/usr/bin:/bin', 'PYTHONUTF8': '1', 'MPLBACKEND': 'Agg',
+                **(env or {})}
+    if threads:
+        settings['OMP_NUM_THREADS'] = str(threads)
     # From /, so that the project's d2l package never shadows d2l 0.17.6.
     out = subprocess.run(command, cwd='/', check=True, text=True,
-                         stdout=subprocess.PIPE,
-                         env={'PATH': '/usr/bin:/bin', 'PYTHONUTF8': '1',
-                              'MPLBACKEND': 'Agg', **thread_settings()})
+                         stdout=subprocess.PIPE, env=settings)
     return json.loads(out.stdout.strip().splitlines()[-1])

@@ -256,9 +256,10 @@ class MultiHeadAttention(nn.HybridBlock):
         self.W_o = nn.Dense(num_hiddens, flatten=False)
 
     def hybrid_forward(self, F, queries, keys, values, valid_lens):
-        outputs = [head(queries, keys, values, valid_lens)
-                   for head in self.heads]                   # h x (B, T, d)
-        return self.W_o(F.np.concatenate(outputs, axis=-1))  # (B, T, H)
+        outputs = F.np.stack([head(queries, keys, values, valid_lens)
+                              for head in self.heads], axis=2)  # (B, T, h, d)
+        # side by side: merge the last two axes, (B, T, h * d) = (B, T, H)
+        return self.W_o(F.npx.reshape(outputs, (-2, -2, -5)))  # (B, T, H)
 
 class PositionWiseFFN(nn.HybridBlock):
     """The same two-layer network, applied at every position.
