@@ -121,19 +121,22 @@ class Animator:
         self.labels = dict(xlabel=xlabel, ylabel=ylabel, xlim=xlim)
         self.legend = list(legend)
         self.curves = collections.defaultdict(lambda: ([], []))
-        self.display = None
+        self.display, self.drawn_at = None, -math.inf
 
     def add(self, x, ys):
-        """Add the point (x, y) to curve i for each y in ys; redraw."""
+        """Add the point (x, y) to curve i for each y in ys; redraw at most
+        once a second."""
         ys = ys if isinstance(ys, (list, tuple)) else [ys]
         for i, y in enumerate(ys):
             if y is not None:  # None: no point for this curve at this x
                 self.curves[i][0].append(x)
                 self.curves[i][1].append(float(y))
-        self.draw()
+        if time.perf_counter() - self.drawn_at >= 1:
+            self.draw()
 
     def draw(self):
         """Redraw every curve; in Jupyter, replace the figure on the page."""
+        self.drawn_at = time.perf_counter()
         self.axes.cla()
         for i, (xs, ys) in sorted(self.curves.items()):
             self.axes.plot(xs, ys, linestyle=('-', '--', '-.', ':')[i % 4])
@@ -779,6 +782,7 @@ def train_bert(train_iter, net, loss, vocab_size, devices, num_steps,
         pending = terms
     history.append([sum(float(x) for x in t) for t in zip(*pending)])
     plot.add(num_steps, history[-1])
+    plot.draw()
     npx.waitall()
     seconds = timer.stop()
     step_loss.hybridize(False)  # release the graph's memory (see above)
@@ -1294,6 +1298,7 @@ def train_classifier(net, train_iter, num_steps, lr, devices):
             recent = onp.mean([sum(float(x) for x in step_losses)
                                for step_losses in history[-10:]])
             plot.add(step, recent)
+    plot.draw()
     print(f'loss {recent:.3f}, {timer.stop():.1f} sec on {devices}')
 
 def evaluate_classifier(net, data_iter, device):

@@ -24,9 +24,21 @@ def test_animator_keeps_every_point_without_ipython():
     assert animator.curves[0] == ([0, 1, 2, 3, 4], [0.0, 1.0, 2.0, 3.0, 4.0])
     assert animator.curves[1] == ([0, 2, 4], [0.0, -2.0, -4.0])
     assert animator.display is None  # nothing to display outside Jupyter
+    animator.draw()
     lines = animator.axes.get_lines()
     assert [list(line.get_xdata()) for line in lines] == [[0, 1, 2, 3, 4], [0, 2, 4]]
     assert animator._repr_svg_().lstrip().startswith('<?xml')
+
+
+def test_animator_redraws_at_most_once_a_second():
+    animator = d2l.Animator()
+    animator.add(0, 1.0)  # the first point is drawn at once
+    for step in range(1, 5):  # these come within a second of it
+        animator.add(step, float(step))
+    assert [list(line.get_xdata()) for line in animator.axes.get_lines()] == [[0]]
+    animator.drawn_at -= 1  # as if the drawing were a second old
+    animator.add(5, 5.0)
+    assert list(animator.axes.get_lines()[0].get_xdata()) == [0, 1, 2, 3, 4, 5]
 
 
 def test_tokenize_words_and_chars():
