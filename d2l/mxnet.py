@@ -124,8 +124,7 @@ class Animator:
         self.display, self.drawn_at = None, -math.inf
 
     def add(self, x, ys):
-        """Add the point (x, y) to curve i for each y in ys; redraw at most
-        once a second."""
+        """Add (x, y) to curve i for each y in ys; redraw at most once a second."""
         ys = ys if isinstance(ys, (list, tuple)) else [ys]
         for i, y in enumerate(ys):
             if y is not None:  # None: no point for this curve at this x
