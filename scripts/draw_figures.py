@@ -96,6 +96,16 @@ def embedding(token):
     return rf'$E_{{\mathrm{{{name}}}}}$'
 
 
+def segment_brackets(ax, spans, x0, pitch, w, ys, text_y):
+    """Bracket tokens first..last of each (text, first, last) in spans."""
+    foot, bar = ys
+    for text, first, last in spans:
+        left, right = x0 + first * pitch, x0 + last * pitch + w
+        ax.plot([left, left, right, right], [foot, bar, bar, foot], color=GREY,
+                lw=1)
+        label(ax, (left + right) / 2, text_y, text, SMALL, GREY)
+
+
 def bert_input():
     """(a) A sentence pair as the sum of three embeddings per token."""
     tokens = ['<cls>', 'a', 'crane', 'driver', 'came', '<sep>', 'he',
@@ -107,12 +117,9 @@ def bert_input():
             'Position\nembeddings': 226}
     for name, y in rows.items():
         label(ax, 8, y + 16, name, ha='left', weight='bold')
-    for text, first, last in (('first sentence: segment 0', 0, 5),
-                              ('second sentence: segment 1', 6, 9)):
-        left, right = x0 + first * pitch, x0 + last * pitch + w
-        ax.plot([left, left, right, right], [34, 28, 28, 34], color=GREY,
-                lw=1)
-        label(ax, (left + right) / 2, 16, text, SMALL, GREY)
+    segment_brackets(ax, (('first sentence: segment 0', 0, 5),
+                          ('second sentence: segment 1', 6, 9)),
+                     x0, pitch, w, (34, 28), 16)
     for i, (token, segment) in enumerate(zip(tokens, segments)):
         x, cx = x0 + i * pitch, x0 + i * pitch + w / 2
         box(ax, x, 48, w, 32, token)
@@ -398,12 +405,9 @@ def bert_finetuning():
               'makes', 'music', '<sep>', '<pad>']
     fig, ax = canvas(700, 530)
     x0, pitch, w = 46, 52, 46
-    for text, first, last in (('premise: segment 0', 0, 5),
-                              ('hypothesis: segment 1', 6, 10)):
-        left, right = x0 + first * pitch, x0 + last * pitch + w
-        ax.plot([left, left, right, right], [486, 492, 492, 486], color=GREY,
-                lw=1)
-        label(ax, (left + right) / 2, 506, text, SMALL, GREY)
+    segment_brackets(ax, (('premise: segment 0', 0, 5),
+                          ('hypothesis: segment 1', 6, 10)),
+                     x0, pitch, w, (486, 492), 506)
     for i, token in enumerate(tokens):
         x = x0 + i * pitch
         fill = PAD if token == '<pad>' else ORANGE if 5 < i < 11 else BLUE
