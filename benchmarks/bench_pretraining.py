@@ -113,7 +113,8 @@ def worker(data_dir, steps, warmup, seed, ours, vocab_size, profile):
         step(next(loader))
     npx.waitall()
     if profile:
-        return print(json.dumps(profile_step(step, next(loader))))
+        print(json.dumps(profile_step(step, next(loader))))
+        return
     tic = time.perf_counter()
     for _ in range(steps):
         step(next(loader))
