@@ -886,9 +886,9 @@ class JobSum:
         return out.asnumpy().astype(onp.float64)
 
 def train_job_step(step_loss, trainer, batch, devices, job_sum):
-    """Defined in :numref:`sec_bert-distributed`"""
-    """Run train_step on a worker's part of the job's batch, normalized by
-    the totals of the whole batch."""
+    """Run train_step on a worker's part of a batch, normalized by the job's totals.
+
+    Defined in :numref:`sec_bert-distributed`"""
     tokens, _, _, _, mlm_weights, _, _ = batch
     own = onp.array([float(mlm_weights.asnumpy().sum()) + 1e-8, len(tokens)])
     mlm_scale, nsp_scale = own / job_sum(own)  # (W_r / W, N_r / N)
@@ -900,11 +900,11 @@ def train_job_step(step_loss, trainer, batch, devices, job_sum):
 
 def worker_batches(shard, vocab, max_len, batch_size, seed, rank,
                    start=(0, 0)):
-    """Defined in :numref:`sec_bert-distributed`"""
     """Yield (epoch, index of the next batch, batch) from a worker's shard.
 
-    Each epoch draws new pairs, masks and order from a generator seeded with
-    (seed, rank, epoch), so every position of the stream can be restored."""
+    Defined in :numref:`sec_bert-distributed`"""
+    # each epoch draws new pairs, masks and order from a generator seeded with
+    # (seed, rank, epoch), so every position of the stream can be restored
     epoch, index = start
     while True:
         onp.random.seed([seed, rank, epoch])
@@ -1081,9 +1081,9 @@ def small_bert(vocab_size, max_len, devices, dropout=0.2):
     return net
 
 def job_trainer(net, kv, optimizer='adam', lr=1e-3):
-    """Defined in :numref:`sec_bert-distributed`"""
-    """Return a trainer whose kvstore, if any, adds gradients but does not
-    update: each worker applies the optimizer itself."""
+    """Return a trainer whose kvstore only adds gradients; each worker updates.
+
+    Defined in :numref:`sec_bert-distributed`"""
     trainer = gluon.Trainer(net.collect_params(), optimizer,
                             dict(learning_rate=lr),
                             kvstore=kv if kv else 'device',
@@ -1096,9 +1096,9 @@ def job_trainer(net, kv, optimizer='adam', lr=1e-3):
 def pretrain_bert(steps, batch_size, max_len, lr=1e-3, seed=0, dropout=0.2,
                   gpus=(), cpus=1, kvstore=None, checkpoint_dir=None,
                   checkpoint_every=0, resume=None, progress=False):
-    """Defined in :numref:`sec_bert-distributed`"""
-    """Pretrain the chapter's BERT, alone or as one worker of a job; return
-    the losses of every step."""
+    """Pretrain the chapter's BERT alone or as a job's worker; return all losses.
+
+    Defined in :numref:`sec_bert-distributed`"""
     kv = mx.kv.create(kvstore) if kvstore else None
     rank, num_workers = (kv.rank, kv.num_workers) if kv else (0, 1)
     job_sum = JobSum(kv)

@@ -1,5 +1,6 @@
 """The library is the notebooks' code, and importing it behaves."""
 
+import inspect
 import pathlib
 import shutil
 import subprocess
@@ -33,3 +34,17 @@ def test_d2l_mxnet_imports_from_anywhere(tmp_path):
     code = ('from d2l import mxnet as d2l; '
             'assert d2l.Vocab and d2l.download_extract and d2l.try_all_gpus')
     subprocess.run([sys.executable, '-c', code], cwd=tmp_path, check=True)
+
+
+def test_every_library_function_and_class_says_what_it_does():
+    # d2lbook keeps a one-line docstring and appends where it is defined; a
+    # longer one would be pushed aside by its own "Defined in" line
+    from d2l import mxnet as d2l
+    defined_here = [obj for _, obj in inspect.getmembers(d2l)
+                    if (inspect.isfunction(obj) or inspect.isclass(obj))
+                    and obj.__module__ == d2l.__name__]
+    assert len(defined_here) > 50
+    for obj in defined_here:
+        doc = inspect.getdoc(obj) or ''
+        assert doc and not doc.startswith('Defined in'), (
+            f'{obj.__name__} has no docstring of its own: {doc!r}')
