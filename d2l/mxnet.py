@@ -770,17 +770,13 @@ def train_bert(train_iter, net, loss, vocab_size, devices, num_steps,
     trainer = gluon.Trainer(net.collect_params(), 'adam', {'learning_rate': lr})
     plot = d2l.Animator(xlabel='step', ylabel='loss', legend=['MLM', 'NSP'],
                         xlim=[1, num_steps])
-    history, pending, num_pairs = [], None, 0
+    history, num_pairs = [], 0
     timer = d2l.Timer()
     for step, batch in enumerate(endless_batches(train_iter, num_steps), 1):
         terms = train_step(step_loss, trainer, batch, devices)
         num_pairs += len(batch[0])
-        if pending is not None:  # the previous step has finished, or nearly
-            history.append([sum(float(x) for x in t) for t in zip(*pending)])
-            plot.add(step - 1, history[-1])
-        pending = terms
-    history.append([sum(float(x) for x in t) for t in zip(*pending)])
-    plot.add(num_steps, history[-1])
+        history.append([sum(float(x) for x in t) for t in zip(*terms)])
+        plot.add(step, history[-1])
     plot.draw()
     npx.waitall()
     seconds = timer.stop()
