@@ -8,7 +8,7 @@ hidden units, 2 heads, FFN 256, dropout 0.2, batch 512, max_len 64) with Adam
 on all devices (the CPU here):
 
 * ours: the library's ``train_step`` on the hybridized ``PretrainingLoss``
-  with its ``CrossEntropyLoss``, reading each step's losses one step late,
+  with its ``CrossEntropyLoss``, reading each step's losses right after it,
   as ``train_bert`` does;
 * d2l 0.17.6: its ``_get_batch_loss_bert`` in the loop of its pretraining
   section, which reads every shard's losses right after its step.
@@ -27,7 +27,7 @@ are a subset: the same arithmetic as the chapter's run.
 By default it measures four settings in one run: the offline text's own
 vocabulary and 20,256, each with MXNet's default threads (OMP_NUM_THREADS
 unset) and with OMP_NUM_THREADS set to the number of CPUs, on both sides.
-``--profile`` adds a profile of one step of ours at each vocabulary, operator
+``--profile`` adds a profile of one step of ours in each setting, operator
 by operator (with bulk execution off, so a little slower than the timed
 steps).
 
@@ -65,13 +65,10 @@ def our_steps(d2l, net, loss, vocab_size, devices):
     step_loss.hybridize(static_alloc=True, static_shape=True)
     trainer = gluon.Trainer(net.collect_params(), 'adam',
                             {'learning_rate': 1e-3})
-    previous = []
 
     def step(batch):
-        losses = d2l.train_step(step_loss, trainer, batch, devices)
-        for mlm, nsp in previous:  # read one step late, as train_bert does
+        for mlm, nsp in d2l.train_step(step_loss, trainer, batch, devices):
             float(mlm), float(nsp)
-        previous[:] = losses
     return step
 
 
@@ -154,8 +151,15 @@ def compare(data_dir, args, vocab_size, threads):
             for name in PYTHONS}
 
 
-def print_profile(data_dir, args, vocab_size, threads, top=12):
-    """Profile one step of ours, operator by operator (no bulk execution)."""
+MATRIX_PRODUCTS = ('FullyConnected', '_backward_FullyConnected', 'batch_dot')
+
+
+def print_profile(data_dir, args, vocab_size, threads, d2l_pairs_per_s,
+                  top=12):
+    """Profile one step of ours, operator by operator (no bulk execution).
+
+    Then compare the matrix products' time with the step time 2.5x d2l
+    0.17.6's pairs/s would allow."""
     result = run_worker('ours', __file__, [
         data_dir, '--steps', '1', '--warmup', str(args.warmup), '--seed',
         str(args.seed), '--vocab-size', str(vocab_size), '--ours',
@@ -167,6 +171,13 @@ def print_profile(data_dir, args, vocab_size, threads, top=12):
         print(f'  {name:32}{ms:9.1f} ms')
     rest = sum(ms for _, ms in result['ops'][top:])
     print(f'  {"all other operators":32}{rest:9.1f} ms')
+    products = sum(ms for name, ms in result['ops'] if name in MATRIX_PRODUCTS)
+    budget = BATCH_SIZE / (2.5 * d2l_pairs_per_s) * 1e3
+    print(f'  matrix products ({", ".join(MATRIX_PRODUCTS)}): {products:.0f} ms;'
+          f' everything else: {result["ms_step"] - products:.0f} ms.\n'
+          f'  At 2.5x d2l 0.17.6 ({d2l_pairs_per_s:.1f} pairs/s above) a step '
+          f'may take {budget:.0f} ms, which leaves '
+          f'{budget - products:.0f} ms besides the matrix products.')
 
 
 def main():
@@ -182,7 +193,7 @@ def main():
                         default=['default', str(os.cpu_count())],
                         help="OMP_NUM_THREADS of both sides ('default': unset)")
     parser.add_argument('--profile', action='store_true',
-                        help='also profile one step of ours at each vocabulary')
+                        help='also profile one step of ours in each setting')
     parser.add_argument('--worker', metavar='DATA_DIR', help=argparse.SUPPRESS)
     parser.add_argument('--ours', action='store_true', help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -199,9 +210,11 @@ def main():
           f'{"ratio":>8}{"RSS ours":>10}{"RSS d2l":>9}')
     with tempfile.TemporaryDirectory() as data_dir:
         write_train_file(texts, data_dir)
+        d2l_pairs_per_s = {}
         for vocab_size, threads in settings:
             r = compare(data_dir, args, vocab_size, threads)
             ours, base = r['ours'], r['d2l 0.17.6']
+            d2l_pairs_per_s[vocab_size, threads] = base['pairs_per_s']
             print(f'{ours["model_vocab"]:>6} /{base["model_vocab"]:>5}'
                   f'{threads or "unset":>16}{ours["pairs_per_s"]:9.1f}'
                   f'{base["pairs_per_s"]:9.1f}'
@@ -210,8 +223,9 @@ def main():
         print('(pairs per second; ratio = ours / d2l 0.17.6; RSS = peak '
               'resident memory)')
         if args.profile:
-            for vocab_size in args.vocab_size:
-                print_profile(data_dir, args, vocab_size, settings[-1][1])
+            for vocab_size, threads in settings:
+                print_profile(data_dir, args, vocab_size, threads,
+                              d2l_pairs_per_s[vocab_size, threads])
 
 
 if __name__ == '__main__':
