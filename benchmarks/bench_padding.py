@@ -32,17 +32,16 @@ import tempfile
 import time
 
 import numpy as onp
-from mxnet import gluon, init, np, npx
+from mxnet import init, np, npx
 
 from d2l import mxnet as d2l
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from common import default_text, seed_all, wiki_dataset, write_train_file  # noqa: E402
+from common import (BATCH_SIZE, CONFIG, MAX_LEN, default_text,  # noqa: E402
+                    our_train_step, seed_all, wiki_dataset, write_train_file)
 
 npx.set_np()
-MAX_LEN, NUM_SLOTS, BATCH_SIZE = 64, 10, 512
-CONFIG = dict(num_hiddens=128, ffn_num_hiddens=256, num_heads=2,
-              num_layers=2, dropout=0.2)
+NUM_SLOTS = 10  # MLM prediction slots per pair at MAX_LEN
 
 
 def text_lengths():
@@ -78,13 +77,14 @@ def unpadded_batch(seq_len, num_slots, vocab_size):
             mlm_labels, nsp_labels)
 
 
-def timed_steps(step_loss, trainer, batches):
+def timed_steps(step, batches):
     """Seconds to train on the batches one after the other."""
     npx.waitall()
     tic = time.perf_counter()
     for batch in batches:
-        mlm, _ = d2l.train_step(step_loss, trainer, batch, [npx.cpu()])[0]
+        mlm, _ = step(batch)[0]
         float(mlm)
+    npx.waitall()  # the last step's backward pass and update
     return time.perf_counter() - tic
 
 
@@ -105,10 +105,7 @@ def main():
           f'{sorted_batch_lengths(lengths):.1f} positions')
     net = d2l.BERTModel(vocab_size, **CONFIG)
     net.initialize(init.Xavier())
-    step_loss = d2l.PretrainingLoss(net, d2l.CrossEntropyLoss(), vocab_size)
-    step_loss.hybridize(static_alloc=True, static_shape=True)
-    trainer = gluon.Trainer(net.collect_params(), 'adam',
-                            {'learning_rate': 1e-3})
+    step = our_train_step(d2l, net, vocab_size, [npx.cpu()])
     padded = unpadded_batch(MAX_LEN, NUM_SLOTS, vocab_size)
     unpadded = unpadded_batch(seq_len, num_slots, vocab_size)
     runs = {f'padded ({MAX_LEN} positions, {NUM_SLOTS} slots)':
@@ -117,12 +114,12 @@ def main():
             [unpadded] * args.steps,
             'the two alternating': [padded, unpadded] * math.ceil(args.steps / 2)}
     for batches in runs.values():  # builds the graph for both shapes
-        timed_steps(step_loss, trainer, batches[:2])
+        timed_steps(step, batches[:2])
     best = dict.fromkeys(runs, float('inf'))
     for _ in range(args.rounds):
         for name, batches in runs.items():
             best[name] = min(best[name],
-                             timed_steps(step_loss, trainer, batches) / len(batches))
+                             timed_steps(step, batches) / len(batches))
     (padded_s, unpadded_s, alternating_s) = best.values()
     print(f'OMP_NUM_THREADS={os.environ.get("OMP_NUM_THREADS", "unset")}, '
           f'model vocab {vocab_size}, batch {BATCH_SIZE}, fastest of '

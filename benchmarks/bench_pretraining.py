@@ -44,12 +44,9 @@ import tempfile
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from common import (PYTHONS, default_text, peak_mb, run_worker, wiki_dataset,  # noqa: E402
-                    seed_all, write_train_file)
-
-MAX_LEN, BATCH_SIZE = 64, 512
-CONFIG = dict(num_hiddens=128, ffn_num_hiddens=256, num_heads=2,
-              num_layers=2, dropout=0.2)
+from common import (BATCH_SIZE, CONFIG, MAX_LEN, PYTHONS, default_text,  # noqa: E402
+                    our_train_step, peak_mb, run_worker, seed_all, wiki_dataset,
+                    write_train_file)
 
 
 def endless(loader):
@@ -58,23 +55,20 @@ def endless(loader):
         yield from loader
 
 
-def our_steps(d2l, net, loss, vocab_size, devices):
+def our_steps(d2l, net, vocab_size, devices):
     """Return a step function built from the project's library."""
-    from mxnet import gluon
-    step_loss = d2l.PretrainingLoss(net, loss, vocab_size)
-    step_loss.hybridize(static_alloc=True, static_shape=True)
-    trainer = gluon.Trainer(net.collect_params(), 'adam',
-                            {'learning_rate': 1e-3})
+    train_step = our_train_step(d2l, net, vocab_size, devices)
 
     def step(batch):
-        for mlm, nsp in d2l.train_step(step_loss, trainer, batch, devices):
+        for mlm, nsp in train_step(batch):
             float(mlm), float(nsp)
     return step
 
 
-def d2l_steps(d2l, net, loss, vocab_size, devices):
+def d2l_steps(d2l, net, vocab_size, devices):
     """Return a step function as d2l 0.17.6's pretraining section runs it."""
     from mxnet import autograd, gluon
+    loss = gluon.loss.SoftmaxCELoss()
     trainer = gluon.Trainer(net.collect_params(), 'adam',
                             {'learning_rate': 1e-3})
 
@@ -104,8 +98,7 @@ def worker(data_dir, steps, warmup, seed, ours, vocab_size, profile):
     devices = d2l.try_all_gpus()
     net.initialize(init.Xavier(), ctx=devices)
     make_step = our_steps if ours else d2l_steps
-    loss = d2l.CrossEntropyLoss() if ours else gluon.loss.SoftmaxCELoss()
-    step = make_step(d2l, net, loss, vocab_size, devices)
+    step = make_step(d2l, net, vocab_size, devices)
     for _ in range(warmup):
         step(next(loader))
     npx.waitall()
