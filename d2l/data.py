@@ -5,6 +5,7 @@ its extraction, a manifest of the extracted files' SHA-1s and a lock file.
 """
 
 import contextlib
+import errno
 import functools
 import hashlib
 import json
@@ -129,14 +130,37 @@ def _file_name(name, url):
 
 @contextlib.contextmanager
 def _locked(folder):
-    """Hold a dataset folder's lock; first remove what killed processes left there."""
-    os.makedirs(folder, exist_ok=True)
-    with filelock.FileLock(os.path.join(folder, '.lock')):
+    """Hold a dataset folder's lock, first removing what killed processes left.
+
+    Yield whether the folder can be written. A read-only folder (a shared or
+    mounted cache) is used as it is, without a lock: no process can change it.
+    """
+    lock = filelock.FileLock(os.path.join(folder, '.lock'))
+    try:
+        os.makedirs(folder, exist_ok=True)
+        lock.acquire()
+    except OSError as e:
+        if e.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+        lock = None
+    if lock is None:
+        yield False
+        return
+    try:
         for entry in os.listdir(folder):
             if entry.startswith(PARTIAL):
                 path = os.path.join(folder, entry)
                 shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
-        yield
+        yield True
+    finally:
+        lock.release()
+
+
+def _read_only(folder, name):
+    """The error for a cache folder that cannot be written and lacks a dataset."""
+    return DataError(f'the dataset cache {folder} cannot be written and does not '
+                     f'hold a verified copy of {name!r}: point D2L_DATA_DIR at a '
+                     'writable directory, or fill this one where it is writable')
 
 
 def _transfer(name, url, out):
@@ -175,10 +199,12 @@ def _reason(e):
     return str(e) if isinstance(e, DataError) else f'{type(e).__name__}: {e}'
 
 
-def _download_locked(name, urls, sha1, path):
+def _download_locked(name, urls, sha1, path, writable=True):
     """Make path a verified copy of the dataset's file; the caller holds the lock."""
     if os.path.exists(path) and sha1sum(path) == sha1:
         return path
+    if not writable:
+        raise _read_only(os.path.dirname(path), name)
     failures = []
     for url in urls:
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=PARTIAL)
@@ -204,8 +230,8 @@ def download(name, cache_dir=None):
     urls, sha1 = hub_entry(name)
     folder = os.path.join(cache_dir or data_dir(), name)
     path = os.path.join(folder, _file_name(name, urls[0]))
-    with _locked(folder):
-        return _download_locked(name, urls, sha1, path)
+    with _locked(folder) as writable:
+        return _download_locked(name, urls, sha1, path, writable)
 
 
 def _inside(root, member, archive):
@@ -257,7 +283,7 @@ def _file_hashes(root):
             for d, _, files in os.walk(root) for f in files}
 
 
-def _extract_locked(archive, sha1, target, manifest):
+def _extract_locked(archive, sha1, target, manifest, writable=True):
     """Make target a fresh extraction of the verified archive; the caller holds the lock."""
     try:
         with open(manifest, encoding='utf-8') as f:
@@ -265,6 +291,8 @@ def _extract_locked(archive, sha1, target, manifest):
                 return
     except (OSError, ValueError):
         pass  # no manifest yet, or a damaged one: extract again
+    if not writable:
+        raise _read_only(os.path.dirname(target), os.path.basename(os.path.dirname(target)))
     tmp = tempfile.mkdtemp(dir=os.path.dirname(target), prefix=PARTIAL)
     try:
         _extract(archive, tmp)
@@ -300,9 +328,11 @@ def download_extract(name, folder=None):
                         '.tgz, .tar.bz2 or .tar.xz archive')
     dataset = os.path.join(data_dir(), name)
     target = os.path.join(dataset, match.group(1))
-    with _locked(dataset):
-        archive = _download_locked(name, urls, sha1, os.path.join(dataset, base))
-        _extract_locked(archive, sha1, target, os.path.join(dataset, '.manifest.json'))
+    with _locked(dataset) as writable:
+        archive = _download_locked(name, urls, sha1, os.path.join(dataset, base),
+                                   writable)
+        _extract_locked(archive, sha1, target, os.path.join(dataset, '.manifest.json'),
+                        writable)
     path = _inside(target, folder, archive) if folder else target
     if not os.path.isdir(path):
         raise DataError(f'{archive} has no folder {folder!r}')

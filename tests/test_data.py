@@ -591,3 +591,53 @@ def test_an_empty_data_dir_is_refused(monkeypatch, register):
     register('good', 'http://127.0.0.1:9/x.txt', '0' * 40)
     with pytest.raises(data.DataError, match='D2L_DATA_DIR is set but empty'):
         data.download('good')
+
+
+@contextlib.contextmanager
+def read_only(folder):
+    """Make folder read-only: a read-only bind mount as root, else file modes."""
+    if os.geteuid() == 0:
+        subprocess.run(['mount', '--bind', str(folder), str(folder)], check=True)
+        try:
+            subprocess.run(['mount', '-o', 'remount,bind,ro', str(folder)], check=True)
+            yield
+        finally:
+            subprocess.run(['umount', str(folder)], check=True)
+        return
+    modes = {p: p.stat().st_mode for p in [folder, *folder.rglob('*')]}
+    for p in modes:
+        p.chmod(modes[p] & ~0o222)
+    try:
+        yield
+    finally:
+        for p, mode in modes.items():
+            p.chmod(mode)
+
+
+def test_a_populated_read_only_cache_is_used(www, loopback_server, register):
+    register('data', loopback_server(www) + 'data.zip', sha1sum(www / 'data.zip'))
+    folder = pathlib.Path(data.download_extract('data', 'data'))
+    path = data.download('data')
+    (www / 'data.zip').unlink()  # nothing could be downloaded again
+    with read_only(cache()):
+        with pytest.raises(OSError):  # it really is read-only
+            (cache() / 'probe').write_bytes(b'')
+        assert pathlib.Path(data.download_extract('data', 'data')) == folder
+        assert data.download('data') == path
+        assert (folder / 'a.txt').read_bytes() == b'alpha'
+
+
+@pytest.mark.parametrize('populated', ['nothing', 'a folder without the dataset'])
+def test_an_empty_read_only_cache_says_what_to_do(www, loopback_server, register,
+                                                  populated):
+    register('data', loopback_server(www) + 'data.zip', sha1sum(www / 'data.zip'))
+    cache().mkdir(parents=True)
+    if populated != 'nothing':
+        (cache() / 'data').mkdir()
+    with read_only(cache()):
+        for call in (lambda: data.download_extract('data', 'data'),
+                     lambda: data.download('data')):
+            with pytest.raises(data.DataError, match=(
+                    f'the dataset cache {cache() / "data"} cannot be written and does '
+                    "not hold a verified copy of 'data': point D2L_DATA_DIR at a")):
+                call()
