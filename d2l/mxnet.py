@@ -584,10 +584,11 @@ def mask_tokens(tokens, valid_lens, vocab):
 
     Defined in :numref:`sec_bert-dataset`"""
     num_slots = round(0.15 * tokens.shape[1])
-    num_preds = onp.maximum(1, onp.round(0.15 * valid_lens))   # (N,)
+    never = onp.isin(tokens, vocab[['<unk>', '<cls>', '<sep>', '<pad>']])
+    num_preds = onp.minimum(onp.maximum(1, onp.round(0.15 * valid_lens)),
+                            (~never).sum(axis=1))              # (N,)
     in_use = onp.arange(num_slots) < num_preds[:, None]        # (N, slots)
-    keys = onp.random.rand(*tokens.shape)                      # (N, max_len)
-    keys[onp.isin(tokens, vocab[['<cls>', '<sep>', '<pad>']])] = 2
+    keys = onp.where(never, 2, onp.random.rand(*tokens.shape))  # (N, max_len)
     pred_positions = onp.where(in_use, keys.argsort(axis=1)[:, :num_slots], 0)
     rows, slots = in_use.nonzero()         # one entry per used slot
     cols = pred_positions[rows, slots]     # its position in the row
@@ -609,7 +610,7 @@ class WikiTextDataset(gluon.data.Dataset):
 
     Defined in :numref:`sec_bert-dataset`"""
     def __init__(self, paragraphs, max_len, vocab=None, progress=True):
-        progress = tqdm(total=4, desc='Building BERT examples',
+        progress = tqdm(total=3, desc='Building BERT examples',
                         disable=not progress)
         sentences = d2l.tokenize([s for p in paragraphs for s in p])
         self.vocab = vocab or d2l.Vocab(
@@ -618,23 +619,28 @@ class WikiTextDataset(gluon.data.Dataset):
             raise ValueError('no word occurs 5 times or more in the text: '
                              'the vocabulary would hold special tokens only')
         progress.update()
-        ids, starts = index_sentences(sentences, self.vocab)
-        first, second, is_next = get_nsp_pairs([len(p) for p in paragraphs])
-        sizes = onp.diff(starts)
-        keep = sizes[first] + sizes[second] + 1 <= max_len
-        if not keep.any():
-            raise ValueError(f'no sentence pair fits max_len={max_len}: the '
-                             f'shortest has '
-                             f'{(sizes[first] + sizes[second] + 1).min()} '
-                             'tokens')
+        self.ids, self.starts = index_sentences(sentences, self.vocab)
+        self.num_sentences, self.max_len = [len(p) for p in paragraphs], max_len
         progress.update()
-        tokens, segments, valid_lens = pack_pairs(
-            ids, starts, first[keep], second[keep], max_len, self.vocab)
-        progress.update()
-        masked, pred_positions, mlm_weights, mlm_labels = mask_tokens(
-            tokens, valid_lens, self.vocab)
+        self.draw()
         progress.update()
         progress.close()
+
+    def draw(self):
+        """Draw new sentence pairs and new masks: the examples of an epoch."""
+        first, second, is_next = get_nsp_pairs(self.num_sentences)
+        sizes = onp.diff(self.starts)
+        keep = sizes[first] + sizes[second] + 1 <= self.max_len
+        if not keep.any():
+            raise ValueError(f'no sentence pair fits max_len={self.max_len}: '
+                             f'the shortest has '
+                             f'{(sizes[first] + sizes[second] + 1).min()} '
+                             'tokens')
+        tokens, segments, valid_lens = pack_pairs(
+            self.ids, self.starts, first[keep], second[keep], self.max_len,
+            self.vocab)
+        masked, pred_positions, mlm_weights, mlm_labels = mask_tokens(
+            tokens, valid_lens, self.vocab)
         self.arrays = (masked, segments, valid_lens.astype(onp.float32),
                        pred_positions, mlm_weights, mlm_labels,
                        is_next[keep].astype(onp.int32))
@@ -644,6 +650,26 @@ class WikiTextDataset(gluon.data.Dataset):
 
     def __len__(self):
         return len(self.arrays[0])
+
+class WikiTextLoader:
+    """Batches of a WikiTextDataset; for training, new draws every epoch."""
+    def __init__(self, dataset, batch_size, train):
+        """Defined in :numref:`sec_bert-dataset`"""
+        self.dataset, self.batch_size, self.train = dataset, batch_size, train
+        self.num_epochs = 0
+
+    def __iter__(self):
+        if self.train and self.num_epochs > 0:
+            self.dataset.draw()
+        self.num_epochs += 1
+        n = len(self.dataset)
+        order = onp.random.permutation(n) if self.train else onp.arange(n)
+        for i in range(0, n, self.batch_size):
+            rows = order[i:i + self.batch_size]
+            yield [np.array(array[rows]) for array in self.dataset.arrays]
+
+    def __len__(self):
+        return -(-len(self.dataset) // self.batch_size)
 
 def check_loader_args(batch_size, max_len):
     """Raise ValueError unless batch_size and max_len are usable integers.
@@ -663,9 +689,10 @@ def load_data_wiki(batch_size, max_len, split='train', vocab=None):
     check_loader_args(batch_size, max_len)
     paragraphs = read_wiki(download_wiki(), split)
     dataset = WikiTextDataset(paragraphs, max_len, vocab)
-    data_iter = gluon.data.DataLoader(dataset, batch_size,
-                                      shuffle=(split == 'train'))
-    return data_iter, dataset.vocab
+    return WikiTextLoader(dataset, batch_size, split == 'train'), dataset.vocab
+
+PRETRAINING = {'batch_size': 64, 'max_len': 64, 'num_steps': 2000,
+               'lr': 2e-3, 'warmup': 0.1}
 
 class CrossEntropyLoss(gluon.loss.Loss):
     """Softmax cross-entropy of each row of scores, optionally weighted.
@@ -697,6 +724,20 @@ def mlm_nsp_losses(net, loss, vocab_size, tokens, segments, valid_lens,
                  mlm_weights.reshape(-1, 1))              # (B * P,)
     mlm_l = mlm_l.sum() / (mlm_weights.sum() + 1e-8)
     return mlm_l, loss(nsp_Y_hat, nsp_labels).mean()
+
+SMALL_BERT = {'num_hiddens': 128, 'ffn_num_hiddens': 256, 'num_heads': 2,
+              'num_layers': 2, 'dropout': 0.0}
+
+def small_bert(vocab_size, max_len, devices, **changes):
+    """The chapter's small BERT (SMALL_BERT, with changes) on devices.
+
+    Defined in :numref:`sec_bert-pretraining`"""
+    net = d2l.BERTModel(vocab_size, max_len=max_len,
+                        **{**SMALL_BERT, **changes})
+    net.initialize(init.Xavier(), ctx=devices)
+    x = np.zeros((1, 4), dtype='int32', ctx=devices[0])
+    net(x, x, np.array([4.0], ctx=devices[0]), x[:, :1])  # infer the shapes
+    return net
 
 class PretrainingLoss(gluon.HybridBlock):
     """The sums of BERT's MLM and NSP cross-entropies over one shard.
@@ -745,6 +786,49 @@ def train_step(step_loss, trainer, batch, devices):
     trainer.step(1)
     return terms
 
+def unigram_baselines(train_dataset, held_out_dataset):
+    """Held-out MLM cross-entropy and accuracy of guessing by frequency.
+
+    Defined in :numref:`sec_bert-pretraining`"""
+    vocab = train_dataset.vocab
+    counts = onp.bincount(train_dataset.ids, minlength=len(vocab))
+    counts[vocab[['<unk>', *d2l.BERT_RESERVED_TOKENS]]] = 0  # never labels
+    probs = counts / counts.sum()
+    _, _, _, _, weights, labels, _ = held_out_dataset.arrays
+    labels = labels[weights == 1]                  # the real slots' labels
+    return -onp.log(probs[labels]).mean(), (labels == probs.argmax()).mean()
+
+def evaluate_bert(net, data_iter, device):
+    """Return held-out MLM and NSP cross-entropies and accuracies.
+
+    Defined in :numref:`sec_bert-pretraining`"""
+    sums = onp.zeros(6)  # MLM: loss, hits, slots; NSP: loss, hits, pairs
+    for batch in data_iter:
+        (tokens, segments, valid_lens, pred_positions, mlm_weights,
+         mlm_labels, nsp_labels) = [x.as_in_ctx(device) for x in batch]
+        _, mlm_Y_hat, nsp_Y_hat = net(tokens, segments, valid_lens,
+                                      pred_positions)  # (B, P, V), (B, 2)
+        mlm_ce = -npx.pick(npx.log_softmax(mlm_Y_hat), mlm_labels)  # (B, P)
+        nsp_ce = -npx.pick(npx.log_softmax(nsp_Y_hat), nsp_labels)  # (B,)
+        mlm_hits = mlm_Y_hat.argmax(axis=-1).astype('int32') == mlm_labels
+        nsp_hits = nsp_Y_hat.argmax(axis=-1).astype('int32') == nsp_labels
+        sums += [float((mlm_ce * mlm_weights).sum()),
+                 float((mlm_hits * mlm_weights).sum()),
+                 float(mlm_weights.sum()), float(nsp_ce.sum()),
+                 float(nsp_hits.sum()), len(nsp_labels)]
+    return {'mlm_ce': sums[0] / sums[2], 'mlm_acc': sums[1] / sums[2],
+            'nsp_ce': sums[3] / sums[5], 'nsp_acc': sums[4] / sums[5],
+            'num_pairs': int(sums[5])}
+
+def learning_rate(step, num_steps, peak_lr, warmup):
+    """The learning rate of step 1, 2, ...: linear warm-up, linear decay.
+
+    Defined in :numref:`sec_bert-pretraining`"""
+    num_warmup = max(1, round(warmup * num_steps))
+    if step <= num_warmup:
+        return peak_lr * step / num_warmup
+    return peak_lr * (num_steps + 1 - step) / (num_steps + 1 - num_warmup)
+
 def endless_batches(data_iter, num_steps):
     """Yield num_steps batches, going through the data as often as needed.
 
@@ -760,48 +844,56 @@ def endless_batches(data_iter, num_steps):
         if step == epoch_start:
             raise ValueError('the data iterator yielded no batch')
 
-def train_bert(train_iter, net, loss, vocab_size, devices, num_steps,
-               lr=1e-3):
-    """Pretrain BERT on all devices; plot and print the MLM and NSP losses.
+def train_bert(train_iter, net, loss, vocab_size, devices, num_steps, lr,
+               warmup=0.1, held_out_iter=None):
+    """Pretrain BERT on all devices; plot the losses; return held-out scores.
 
     Defined in :numref:`sec_bert-pretraining`"""
     step_loss = PretrainingLoss(net, loss, vocab_size)
     step_loss.hybridize(static_alloc=True, static_shape=True)
-    trainer = gluon.Trainer(net.collect_params(), 'adam', {'learning_rate': lr})
-    plot = d2l.Animator(xlabel='step', ylabel='loss', legend=['MLM', 'NSP'],
-                        xlim=[1, num_steps])
-    history, num_pairs = [], 0
-    timer = d2l.Timer()
+    trainer = gluon.Trainer(net.collect_params(), 'adam')
+    plot = d2l.Animator(xlabel='step', ylabel='loss', xlim=[1, num_steps],
+                        legend=['MLM', 'NSP', 'held-out MLM'])
+    history, scores, num_pairs = [], [], 0
     for step, batch in enumerate(endless_batches(train_iter, num_steps), 1):
+        trainer.set_learning_rate(learning_rate(step, num_steps, lr, warmup))
         terms = train_step(step_loss, trainer, batch, devices)
-        num_pairs += len(batch[0])
         history.append([sum(float(x) for x in t) for t in zip(*terms)])
         plot.add(step, history[-1])
+        if step == 1:  # the first step also compiles: time the others
+            npx.waitall()
+            timer = d2l.Timer()
+        else:
+            num_pairs += len(batch[0])
+        if held_out_iter is not None and (step % -(-num_steps // 10) == 0
+                                          or step == num_steps):
+            timer.stop()
+            scores.append((step, evaluate_bert(net, held_out_iter,
+                                               devices[0])))
+            plot.add(step, [None, None, scores[-1][1]['mlm_ce']])
+            timer.start()
     plot.draw()
     npx.waitall()
-    seconds = timer.stop()
-    step_loss.hybridize(False)  # release the graph's memory (see above)
+    timer.stop()
+    step_loss.hybridize(False)  # free the graph's static memory
     mlm_l, nsp_l = onp.mean(history[-10:], axis=0)
     print(f'MLM loss {mlm_l:.3f}, NSP loss {nsp_l:.3f}')
-    print(f'{num_pairs / seconds:.1f} sentence pairs/sec on {devices}')
+    if num_pairs:
+        print(f'{num_pairs / sum(timer.laps):.1f} sentence pairs/sec on '
+              f'{devices}')
+    return scores
 
-def evaluate_bert(net, data_iter, device):
-    """Return MLM top-1 accuracy (over real slots) and NSP accuracy.
+def num_pretraining_steps():
+    """The recipe's number of steps, or $D2L_PRETRAIN_STEPS if it is set.
 
     Defined in :numref:`sec_bert-pretraining`"""
-    mlm_hits = num_slots = nsp_hits = num_pairs = 0
-    for batch in data_iter:
-        (tokens, segments, valid_lens, pred_positions, mlm_weights,
-         mlm_labels, nsp_labels) = [x.as_in_ctx(device) for x in batch]
-        _, mlm_Y_hat, nsp_Y_hat = net(tokens, segments, valid_lens,
-                                      pred_positions)
-        mlm_guess = mlm_Y_hat.argmax(axis=-1).astype('int32')  # (B, P)
-        nsp_guess = nsp_Y_hat.argmax(axis=-1).astype('int32')  # (B,)
-        mlm_hits += float(((mlm_guess == mlm_labels) * mlm_weights).sum())
-        num_slots += float(mlm_weights.sum())
-        nsp_hits += float((nsp_guess == nsp_labels).sum())
-        num_pairs += len(nsp_labels)
-    return mlm_hits / num_slots, nsp_hits / num_pairs
+    value = os.environ.get('D2L_PRETRAIN_STEPS', '')
+    if not value:
+        return PRETRAINING['num_steps']
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f'D2L_PRETRAIN_STEPS must be a positive integer, '
+                         f'got {value!r}')
+    return int(value)
 
 def fill_in_masks(net, vocab, example, device, k=3):
     """Print an example's masked tokens and net's top-k guesses per slot.
@@ -839,10 +931,12 @@ def save_bert(directory, net, vocab):
 
     Defined in :numref:`sec_bert-pretraining`"""
     os.makedirs(directory, exist_ok=True)
-    with open(os.path.join(directory, 'bert.json'), 'w',
-              encoding='utf-8') as f:
+    path = os.path.join(directory, 'bert')
+    net.save_parameters(path + '.params.tmp')
+    with open(path + '.json.tmp', 'w', encoding='utf-8') as f:
         json.dump({'config': net.config, 'vocab': vocab.idx_to_token}, f)
-    net.save_parameters(os.path.join(directory, 'bert.params'))
+    os.replace(path + '.params.tmp', path + '.params')
+    os.replace(path + '.json.tmp', path + '.json')
 
 def load_bert(directory, devices):
     """Load a BERT model saved by save_bert; return (net, vocab).
@@ -863,6 +957,21 @@ def load_bert(directory, devices):
                          'not start with <unk>')
     net.load_parameters(os.path.join(directory, 'bert.params'), ctx=devices)
     return net, d2l.Vocab(reserved_tokens=tokens[1:])
+
+def pretrained_bert(devices):
+    """Load the chapter's pretrained BERT, pretraining it first if needed.
+
+    Defined in :numref:`sec_bert-pretraining`"""
+    directory = os.path.join(d2l.data_dir(), 'bert-small')
+    if not os.path.isfile(os.path.join(directory, 'bert.json')):
+        batch_size, max_len = PRETRAINING['batch_size'], PRETRAINING['max_len']
+        train_iter, vocab = d2l.load_data_wiki(batch_size, max_len)
+        net = small_bert(len(vocab), max_len, devices)
+        train_bert(train_iter, net, CrossEntropyLoss(), len(vocab), devices,
+                   num_pretraining_steps(), PRETRAINING['lr'],
+                   PRETRAINING['warmup'])
+        save_bert(directory, net, vocab)
+    return load_bert(directory, devices)
 
 class JobSum:
     """Add small arrays over a job's workers through its kvstore."""
@@ -902,9 +1011,10 @@ def worker_batches(shard, vocab, max_len, batch_size, seed, rank,
     # each epoch draws new pairs, masks and order from a generator seeded with
     # (seed, rank, epoch), so every position of the stream can be restored
     epoch, index = start
+    dataset = d2l.WikiTextDataset(shard, max_len, vocab, progress=False)
     while True:
         onp.random.seed([seed, rank, epoch])
-        dataset = d2l.WikiTextDataset(shard, max_len, vocab, progress=False)
+        dataset.draw()
         order = onp.random.permutation(len(dataset))
         num_batches = -(-len(dataset) // batch_size)
         for i in range(index, num_batches):
@@ -1064,18 +1174,6 @@ def read_checkpoint(directory):
         raise ValueError(f'{directory}: no checkpoint written by '
                          f'save_checkpoint ({type(e).__name__}: {e})') from e
 
-def small_bert(vocab_size, max_len, devices, dropout=0.2):
-    """The chapter's small BERT, initialized on devices with known shapes.
-
-    Defined in :numref:`sec_bert-distributed`"""
-    net = d2l.BERTModel(vocab_size, num_hiddens=128, num_heads=2,
-                        ffn_num_hiddens=256, num_layers=2, dropout=dropout,
-                        max_len=max_len)
-    net.initialize(init.Xavier(), ctx=devices)
-    x = np.zeros((1, 4), dtype='int32', ctx=devices[0])
-    net(x, x, np.array([4.0], ctx=devices[0]), x[:, :1])  # infer the shapes
-    return net
-
 def job_trainer(net, kv, optimizer='adam', lr=1e-3):
     """Return a trainer whose kvstore only adds gradients; each worker updates.
 
@@ -1089,9 +1187,10 @@ def job_trainer(net, kv, optimizer='adam', lr=1e-3):
         trainer._init_params()
     return trainer
 
-def pretrain_bert(steps, batch_size, max_len, lr=1e-3, seed=0, dropout=0.2,
-                  gpus=(), cpus=1, kvstore=None, checkpoint_dir=None,
-                  checkpoint_every=0, resume=None, progress=False):
+def pretrain_bert(steps, batch_size, max_len, lr, warmup, seed=0,
+                  dropout=0.0, gpus=(), cpus=1, kvstore=None,
+                  checkpoint_dir=None, checkpoint_every=0, resume=None,
+                  save_dir=None, progress=False):
     """Pretrain the chapter's BERT alone or as a job's worker; return all losses.
 
     Defined in :numref:`sec_bert-distributed`"""
@@ -1103,10 +1202,11 @@ def pretrain_bert(steps, batch_size, max_len, lr=1e-3, seed=0, dropout=0.2,
     paragraphs = d2l.read_wiki(d2l.download_wiki())
     vocab = d2l.Vocab(d2l.tokenize([s for p in paragraphs for s in p]),
                       min_freq=5, reserved_tokens=d2l.BERT_RESERVED_TOKENS)
-    config = dict(batch_size=batch_size, max_len=max_len, seed=seed,
-                  num_workers=num_workers, vocab_size=len(vocab))
+    config = dict(steps=steps, batch_size=batch_size, max_len=max_len,
+                  lr=lr, warmup=warmup, seed=seed, num_workers=num_workers,
+                  vocab_size=len(vocab))
     mx.random.seed(seed)
-    net = small_bert(len(vocab), max_len, devices, dropout)
+    net = d2l.small_bert(len(vocab), max_len, devices, dropout=dropout)
     trainer = job_trainer(net, kv, 'adam', lr)
     state = {'step': 0, 'positions': [[0, 0]] * num_workers, 'losses': []}
     if resume:
@@ -1130,6 +1230,7 @@ def pretrain_bert(steps, batch_size, max_len, lr=1e-3, seed=0, dropout=0.2,
     for step in range(state['step'] + 1, steps + 1):
         mx.random.seed(seed * 1_000_003 + rank * 10_007 + step)  # dropout
         *position, batch = next(batches)
+        trainer.set_learning_rate(d2l.learning_rate(step, steps, lr, warmup))
         terms = train_job_step(step_loss, trainer, batch, devices, job_sum)
         losses.append(job_sum([sum(float(x) for x in t)  # the batch's losses
                                for t in zip(*terms)]).tolist())
@@ -1148,6 +1249,8 @@ def pretrain_bert(steps, batch_size, max_len, lr=1e-3, seed=0, dropout=0.2,
             if checkpoint_dir and rank == 0:
                 save_checkpoint(checkpoint_dir, net, trainer, state)
     bar.close()
+    if save_dir and rank == 0:
+        d2l.save_bert(save_dir, net, vocab)
     npx.waitall()
     seconds = timer.stop() if timer else 0
     num_pairs = job_sum([num_pairs])[0]
@@ -1242,7 +1345,7 @@ def snli_inputs(premises, hypotheses, max_len, vocab):
         ids, starts, pairs, len(pairs) + pairs, max_len, vocab)
     return tokens, segments, valid_lens.astype(onp.float32)
 
-def load_data_snli(batch_size, max_len, vocab):
+def load_data_snli(batch_size, max_len, vocab, num_train=None):
     """Load SNLI as BERT inputs; return the train and test data iterators.
 
     Defined in :numref:`sec_bert-snli`"""
@@ -1251,6 +1354,10 @@ def load_data_snli(batch_size, max_len, vocab):
     iters = []
     for split in ('train', 'test'):
         premises, hypotheses, labels = read_snli(folder, split)
+        if split == 'train' and num_train is not None:
+            keep = onp.random.permutation(len(labels))[:num_train]
+            premises = [premises[i] for i in keep]
+            hypotheses, labels = [hypotheses[i] for i in keep], labels[keep]
         inputs = snli_inputs(premises, hypotheses, max_len, vocab)
         iters.append(gluon.data.DataLoader(
             gluon.data.ArrayDataset(*inputs, labels), batch_size,
@@ -1261,27 +1368,31 @@ class BERTClassifier(nn.HybridBlock):
     """A pretrained BERT's encoder and pooler under a new output layer.
 
     Defined in :numref:`sec_bert-snli`"""
-    def __init__(self, bert, num_classes):
+    def __init__(self, bert, num_classes, frozen=False):
         super().__init__()
         self.encoder = bert.encoder
         self.pooler = bert.nsp.pooler
         self.output = nn.Dense(num_classes)
+        if frozen:
+            self.encoder.collect_params().setattr('grad_req', 'null')
 
     def hybrid_forward(self, F, tokens, segments, valid_lens):
         X = self.encoder(tokens, segments, valid_lens)  # (B, T, H)
         return self.output(self.pooler(X[:, 0]))       # (B, num_classes)
 
-def train_classifier(net, train_iter, num_steps, lr, devices):
-    """Train a classifier of (tokens, segments, valid_lens) on all devices.
+def train_classifier(net, train_iter, num_steps, lr, devices, warmup=0.1):
+    """Train a classifier of BERT inputs; return its last epoch's loss.
 
     Defined in :numref:`sec_bert-snli`"""
-    trainer = gluon.Trainer(net.collect_params(), 'adam', {'learning_rate': lr})
+    trainer = gluon.Trainer(net.collect_params(), 'adam')
     cross_entropy = gluon.loss.SoftmaxCELoss()
     plot = d2l.Animator(xlabel='step', ylabel='training loss',
                         xlim=[1, num_steps])
     history, timer = [], d2l.Timer()
     for step, batch in enumerate(d2l.endless_batches(train_iter, num_steps),
                                  1):
+        trainer.set_learning_rate(d2l.learning_rate(step, num_steps, lr,
+                                                    warmup))
         shards, weights = d2l.split_batch(batch, devices)
         with autograd.record():
             losses = [w * cross_entropy(net(*X), y).sum() / len(batch[0])
@@ -1290,11 +1401,14 @@ def train_classifier(net, train_iter, num_steps, lr, devices):
         trainer.step(1)
         history.append(losses)  # arrays: reading them would wait for devices
         if step % 10 == 0 or step == num_steps:
-            recent = onp.mean([sum(float(x) for x in step_losses)
-                               for step_losses in history[-10:]])
-            plot.add(step, recent)
+            recent = [sum(float(x) for x in h) for h in history[-10:]]
+            plot.add(step, onp.mean(recent))
     plot.draw()
-    print(f'loss {recent:.3f}, {timer.stop():.1f} sec on {devices}')
+    last_epoch = onp.mean([sum(float(x) for x in h)
+                           for h in history[-len(train_iter):]])
+    print(f'last epoch\'s loss {last_epoch:.3f}, {timer.stop():.1f} sec on '
+          f'{devices}')
+    return last_epoch
 
 def evaluate_classifier(net, data_iter, device):
     """Return the accuracy of a classifier of BERT inputs on data_iter.

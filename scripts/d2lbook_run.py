@@ -8,7 +8,13 @@
 3. Its copy buttons are links without a target that load their icon from
    GitHub; we make them keyboard-reachable buttons, placed above the code,
    with the Font Awesome icon that the theme already ships.
-4. Its Sphinx configuration gets the book's own extension, scripts/book_sphinx.py
+4. The pretraining section runs alone, first, on every core, and then the
+   fine-tuning section, which loads the model it saved: the two take most of
+   the build's time. d2lbook gives each notebook one of two CPU slots and
+   starts the notebooks that ask for most slots first, in their order; we
+   let these two ask for all of them, and give them OMP_NUM_THREADS of all
+   cores unless that is set.
+5. Its Sphinx configuration gets the book's own extension, scripts/book_sphinx.py
    (KaTeX math, alt texts, the API page, notebooks, templates and styles), and
    a few settings: page titles without "documentation", plain-text outputs,
    no empty general index.
@@ -33,6 +39,25 @@ def _available_gpus(notebook, max_gpus):
 
 
 resource.get_notebook_gpus = _available_gpus
+_add_task = resource.Scheduler.add
+
+
+def _on_all_cores(target):
+    """Run target with MXNet's threads on every core, unless set otherwise."""
+    def run(*args):
+        os.environ.setdefault('OMP_NUM_THREADS', str(os.cpu_count()))
+        return target(*args)
+    return run
+
+
+def _add_heavy_alone(self, num_cpus, num_gpus, target, args, description=''):
+    """Give the two training notebooks every CPU slot; add others as they are."""
+    if any(name in description for name in ('bert-pretraining', 'bert-snli')):
+        num_cpus, target = self._num_cpus, _on_all_cores(target)
+    _add_task(self, num_cpus, num_gpus, target, args, description)
+
+
+resource.Scheduler.add = _add_heavy_alone
 sphinx_template.google_tracker = ''
 
 _COPY_LINK = re.compile(r'<a class="copybtn.*?</a>', re.DOTALL)

@@ -1,5 +1,6 @@
 """Draw the BERT chapter's diagrams as deterministic SVG files in img/."""
 import io
+import json
 import pathlib
 
 import matplotlib
@@ -8,7 +9,8 @@ matplotlib.use('svg')
 import matplotlib.pyplot as plt
 from matplotlib.patches import Circle, FancyBboxPatch
 
-IMG_DIR = pathlib.Path(__file__).resolve().parent.parent / 'img'
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+IMG_DIR = ROOT / 'img'
 FONTS = ['DejaVu Sans', 'Helvetica Neue', 'Arial', 'Helvetica']
 plt.rcParams.update({
     'svg.hashsalt': 'd2l-bert-figures', 'svg.fonttype': 'none',
@@ -315,8 +317,8 @@ def chapter_map():
          ('WikiText-2, sentence pairs, packing, masking,', 'load_data_wiki'),
          ('tokenize, Vocab, downloads (1)',)),
         ('Pretraining BERT',
-         ('the loss, the multi-device step, train_bert, held-out',
-          'evaluation, encodings, save_bert / load_bert'),
+         ('the loss, the multi-device step, the schedule, train_bert,',
+          'held-out scores and baselines, save_bert / load_bert'),
          ('devices, Timer, Animator (1);',
           'BERTModel (3); load_data_wiki (4)')),
         ('Pretraining on\nSeveral Machines',
@@ -326,7 +328,8 @@ def chapter_map():
         ('Fine-Tuning\non SNLI',
          ('load_data_snli, BERTClassifier, a bag-of-words baseline,',
           'what pretraining bought, measured on SNLI test'),
-         ('train_bert (5); index_sentences, pack_pairs (4)',)))
+         ('pretrained_bert, small_bert, learning_rate (5);',
+          'index_sentences, pack_pairs (4)')))
     fig, ax = canvas(700, 730)
     left, width, height, pitch = 70, 560, 78, 100
     for i, (title, builds, uses) in enumerate(sections):
@@ -444,6 +447,28 @@ def bert_finetuning():
     save(fig, 'bert-finetuning.svg', 'Fine-tuning BERT on a sentence pair')
 
 
+def snli_comparison():
+    """Bars of results/finetune_snli.json: mean test accuracy, one sd."""
+    results = json.loads((ROOT / 'results' / 'finetune_snli.json').read_text())
+    rows = list(results['runs'])[::-1]  # the first row on top
+    means = [sum(a for a, _ in results['runs'][r]) / len(results['runs'][r])
+             for r in rows]
+    sds = [(sum((a - m) ** 2 for a, _ in results['runs'][r])
+            / (len(results['runs'][r]) - 1)) ** 0.5
+           for r, m in zip(rows, means)]
+    fig = plt.figure(figsize=(640 / 96, 300 / 96))
+    ax = fig.add_axes((0.43, 0.16, 0.54, 0.8))
+    ax.barh(range(len(rows)), means, xerr=sds, color=BLUE,
+            edgecolor=EDGE[BLUE], ecolor=INK, capsize=3)
+    ax.set_yticks(range(len(rows)), rows, fontsize=SMALL, color=INK)
+    ax.set_xlabel(f'SNLI test accuracy (mean and standard deviation over '
+                  f'{len(results["seeds"])} seeds)', fontsize=SMALL, color=INK)
+    ax.set_xlim(0.3, max(m + s for m, s in zip(means, sds)) + 0.03)
+    ax.tick_params(labelsize=SMALL, colors=INK)
+    ax.grid(axis='x', alpha=0.3)
+    save(fig, 'snli-comparison.svg', 'SNLI test accuracy of each classifier')
+
+
 if __name__ == '__main__':
     bert_input()
     encoder_block()
@@ -452,3 +477,4 @@ if __name__ == '__main__':
     chapter_map()
     parameter_server()
     bert_finetuning()
+    snli_comparison()

@@ -1,85 +1,139 @@
-"""SNLI test accuracy of the chapter's BERT after longer pretraining.
+"""The SNLI comparison of chapter_bert/bert-snli.md, over several seeds.
 
-Pretrains the model of chapter_bert/bert-snli.md (the chapter's configuration,
-d2l.train_step on WikiText-2, Adam at 1e-3, batches of 512 pairs of at most 64
-tokens) and, after each number of pretraining steps given, fine-tunes a copy
-of it on SNLI with the section's budget (150 steps of 64 pairs, Adam at 2e-4,
-max_len 48) and prints its test accuracy as a row of a markdown table. Row 0
-is the same network fine-tuned from its random initialization.
+For every seed, trains each classifier of the section's comparison on SNLI's
+training split (and the two fine-tuned BERTs again on a random subset of
+--small pairs), scores it on the test split, and prints one markdown row per
+classifier: the mean test accuracy and its standard deviation over the seeds,
+and the mean training loss of the last epoch. Every run is also written to
+--out as JSON, from which scripts/draw_figures.py draws the section's figure.
 
-    python scripts/finetune_snli.py --pretrain-steps 500 2000
-    python tests/offline_hub.py -- python scripts/finetune_snli.py  # offline
+The pretrained BERT is the chapter's (d2l.pretrained_bert: the model the
+pretraining section saved in the dataset cache, pretrained first if missing),
+or the one that `scripts/pretrain.py --save DIR` wrote, with --bert DIR.
+
+    python tests/offline_hub.py -- python scripts/finetune_snli.py --out results/finetune_snli.json
 """
 
 import argparse
+import contextlib
+import datetime
+import io
+import json
 import os
+import platform
 import random
-import tempfile
+import sys
 
 import mxnet as mx
 import numpy as onp
-from mxnet import gluon, init
+from mxnet import init
 
 from d2l import mxnet as d2l
 
+BATCH_SIZE, MAX_LEN = 64, 48
+ROWS = {'bag': 'bag of words', 'scratch': 'BERT from scratch, fine-tuned',
+        'pretrained': 'pretrained BERT, fine-tuned',
+        'scratch frozen': 'random encoder, frozen (probe)',
+        'pretrained frozen': 'pretrained encoder, frozen (probe)'}
 
-def finetune(directory, train_iter, test_iter, devices, num_steps, lr):
-    """Fine-tune the BERT saved in directory; return its test accuracy."""
-    bert, _ = d2l.load_bert(directory, devices)
-    classifier = d2l.BERTClassifier(bert, len(d2l.SNLI_LABELS))
+
+def bert_classifier(kind, vocab_size, devices, bert_dir):
+    """A classifier on a new random BERT or on a fresh copy of the pretrained one."""
+    if kind.startswith('scratch'):
+        bert = d2l.small_bert(vocab_size, d2l.PRETRAINING['max_len'], devices)
+    elif bert_dir:
+        bert, _ = d2l.load_bert(bert_dir, devices)
+    else:
+        bert, _ = d2l.pretrained_bert(devices)
+    classifier = d2l.BERTClassifier(bert, len(d2l.SNLI_LABELS),
+                                    frozen=kind.endswith('frozen'))
     classifier.output.initialize(init.Xavier(), ctx=devices)
     classifier.hybridize()
-    d2l.train_classifier(classifier, train_iter, num_steps, lr, devices)
-    return d2l.evaluate_classifier(classifier, test_iter, devices[0])
+    return classifier
+
+
+def run_seed(seed, vocab, args, devices):
+    """Train and score every classifier once; return {row: (accuracy, loss)}."""
+    results = {}
+    for num_train in (None, args.small):
+        random.seed(seed)
+        onp.random.seed(seed)
+        mx.random.seed(seed)
+        train_iter, test_iter = d2l.load_data_snli(BATCH_SIZE, MAX_LEN, vocab,
+                                                   num_train)
+        steps = (args.epochs * len(train_iter) if num_train is None
+                 else args.small_steps)
+        suffix = '' if num_train is None else f', {num_train:,} pairs'
+        kinds = (['bag', 'scratch', 'pretrained', 'scratch frozen',
+                  'pretrained frozen'] if num_train is None
+                 else ['scratch', 'pretrained'])
+        for kind in kinds:
+            if kind == 'bag':
+                net = d2l.BagOfWords(len(vocab), len(d2l.SNLI_LABELS))
+                net.initialize(init.Zero(), ctx=devices)
+                lr = args.bag_lr
+            else:
+                net, lr = bert_classifier(kind, len(vocab), devices,
+                                          args.bert), args.lr
+            with contextlib.redirect_stdout(io.StringIO()):
+                loss = d2l.train_classifier(net, train_iter, steps, lr, devices)
+            row = ROWS[kind] + suffix
+            results[row] = (d2l.evaluate_classifier(net, test_iter,
+                                                    devices[0]), loss)
+            print(f'seed {seed}: {row}: {results[row]}', file=sys.stderr,
+                  flush=True)
+        labels = onp.concatenate([b[3].asnumpy() for b in train_iter])
+        majority = onp.bincount(labels).argmax()
+        test_labels = onp.concatenate([b[3].asnumpy() for b in test_iter])
+        if num_train is None:
+            results['always the majority label'] = (
+                (test_labels == majority).mean(), None)
+    return results
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--pretrain-steps', type=int, nargs='+',
-                        default=[50, 500, 2000])
-    parser.add_argument('--finetune-steps', type=int, default=150)
-    parser.add_argument('--lr', type=float, default=2e-4)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument('--epochs', type=int, default=6,
+                        help='fine-tuning epochs on the whole training split')
+    parser.add_argument('--small', type=int, default=1000,
+                        help='training pairs of the small-data runs')
+    parser.add_argument('--small-steps', type=int, default=300)
+    parser.add_argument('--lr', type=float, default=1e-3)
+    parser.add_argument('--bag-lr', type=float, default=1e-2)
+    parser.add_argument('--bert', metavar='DIR',
+                        help='a BERT saved by scripts/pretrain.py --save')
+    parser.add_argument('--out', metavar='FILE', help='write the runs as JSON')
     args = parser.parse_args()
-    random.seed(0)
-    onp.random.seed(0)
-    mx.random.seed(0)
-    wiki_iter, vocab = d2l.load_data_wiki(512, 64)
-    held_out_iter, _ = d2l.load_data_wiki(512, 64, 'valid', vocab)
     d2l.describe_wiki(d2l.download_wiki())
-    train_iter, test_iter = d2l.load_data_snli(64, 48, vocab)
     devices = d2l.try_all_gpus()
-    net = d2l.BERTModel(len(vocab), num_hiddens=128, num_heads=2,
-                        ffn_num_hiddens=256, num_layers=2, dropout=0.2,
-                        max_len=64)
-    net.initialize(init.Xavier(), ctx=devices)
-    ones = mx.np.ones((1, 4), dtype='int32', ctx=devices[0])
-    net(ones, 0 * ones, None, ones[:, :1])  # complete the deferred shapes
-    adam = gluon.Trainer(net.collect_params(), 'adam', {'learning_rate': 1e-3})
-    pretraining_loss = d2l.PretrainingLoss(net, d2l.CrossEntropyLoss(),
-                                           len(vocab))
-    pretraining_loss.hybridize(static_alloc=True, static_shape=True)
-    print(f'vocabulary: {len(vocab)} tokens; devices: {devices}')
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        checkpoint = os.path.join(tmp, 'bert')
-        batches = d2l.endless_batches(wiki_iter, max(args.pretrain_steps))
-        for step in range(max(args.pretrain_steps) + 1):
-            if step > 0:
-                d2l.train_step(pretraining_loss, adam, next(batches),
-                               devices)
-            if step == 0 or step in args.pretrain_steps:
-                d2l.save_bert(checkpoint, net, vocab)
-                mlm_acc, nsp_acc = d2l.evaluate_bert(net, held_out_iter,
-                                                     devices[0])
-                snli_acc = finetune(checkpoint, train_iter, test_iter,
-                                    devices, args.finetune_steps, args.lr)
-                rows.append(f'| {step:,} | {mlm_acc:.3f} | {nsp_acc:.3f} | '
-                            f'{snli_acc:.3f} |')
-                print(rows[-1], flush=True)
-    print('| pretraining steps | held-out MLM accuracy | held-out NSP '
-          'accuracy | SNLI test accuracy |')
-    print('|---:|---:|---:|---:|')
-    print('\n'.join(rows))
+    _, vocab = (d2l.load_bert(args.bert, devices) if args.bert
+                else d2l.pretrained_bert(devices))
+    premises, hypotheses, _ = d2l.read_snli(
+        d2l.download_extract('snli', 'snli_1.0'), 'train')
+    words = [w for p, h in zip(premises, hypotheses) for w in p + h]
+    unk = onp.mean([vocab[w] == vocab.unk for w in words])
+    print(f'{unk:.1%} of the training split\'s words are <unk> in the '
+          f'pretraining vocabulary of {len(vocab)} tokens')
+    runs = [run_seed(seed, vocab, args, devices) for seed in args.seeds]
+    print(f'| classifier | test accuracy, mean ± sd over {len(runs)} seeds '
+          '| last epoch\'s training loss |')
+    print('|---|---:|---:|')
+    for row in runs[0]:
+        acc = onp.array([r[row][0] for r in runs])
+        loss = [r[row][1] for r in runs]
+        loss = '—' if loss[0] is None else f'{onp.mean(loss):.3f}'
+        print(f'| {row} | {acc.mean():.3f} ± {acc.std(ddof=1):.3f} | {loss} |')
+    if args.out:
+        with open(args.out, 'w', encoding='utf-8') as f:
+            json.dump({'command': ' '.join(sys.argv),
+                       'machine': f'{os.cpu_count()} cores, '
+                                  f'{platform.machine()}, MXNet {mx.__version__}',
+                       'date': datetime.date.today().isoformat(),
+                       'unk_share': unk,
+                       'args': vars(args), 'seeds': args.seeds,
+                       'runs': {row: [r[row] for r in runs] for row in runs[0]}},
+                      f, indent=1)
 
 
 if __name__ == '__main__':

@@ -49,8 +49,7 @@ def random_batch(device, seed=0):
 
 def pairs_per_second(device):
     """Time forward and backward passes of BERT on device."""
-    net = d2l.BERTModel(VOCAB_SIZE, num_hiddens=128, ffn_num_hiddens=256,
-                        num_heads=2, num_layers=2, dropout=0.2, max_len=MAX_LEN)
+    net = d2l.BERTModel(VOCAB_SIZE, max_len=MAX_LEN, **d2l.SMALL_BERT)
     net.initialize(init.Xavier(), ctx=device)
     net.hybridize()
     loss = d2l.CrossEntropyLoss()

@@ -1,8 +1,9 @@
-"""Pretrain the chapter's BERT for longer than a notebook, on one machine or several.
+"""Pretrain the chapter's BERT with the book's recipe, on one machine or several.
 
-One process on this machine's devices:
+One process on this machine's devices, with the book's recipe
+(d2l.PRETRAINING), saving the model for d2l.load_bert:
 
-    python scripts/pretrain.py --steps 1000 --checkpoint-dir ckpt
+    python scripts/pretrain.py --save bert-small
 
 A parameter-server job (a scheduler, M servers, N workers) on this machine,
 or on the machines listed in a hosts file (one name per line, started with
@@ -16,20 +17,28 @@ described in chapter_bert/bert-distributed.md.
 """
 
 import argparse
+import os
 import signal
 import sys
+import tempfile
 
 from d2l import mxnet as d2l
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--steps', type=int, default=1000)
-    parser.add_argument('--batch-size', type=int, default=512,
+    recipe = d2l.PRETRAINING  # the book's recipe is the default
+    parser.add_argument('--steps', type=int, default=recipe['num_steps'])
+    parser.add_argument('--batch-size', type=int,
+                        default=recipe['batch_size'],
                         help='pairs per step, over all workers')
-    parser.add_argument('--max-len', type=int, default=64)
-    parser.add_argument('--lr', type=float, default=1e-3)
-    parser.add_argument('--dropout', type=float, default=0.2)
+    parser.add_argument('--max-len', type=int, default=recipe['max_len'])
+    parser.add_argument('--lr', type=float, default=recipe['lr'],
+                        help='the peak learning rate')
+    parser.add_argument('--warmup', type=float, default=recipe['warmup'],
+                        help='the share of the steps that warm up')
+    parser.add_argument('--dropout', type=float,
+                        default=d2l.SMALL_BERT['dropout'])
     parser.add_argument('--seed', type=int, default=0)
     devices = parser.add_mutually_exclusive_group()
     devices.add_argument('--gpus', type=int, nargs='+', metavar='I',
@@ -49,10 +58,19 @@ def parse_args(argv=None):
                         metavar='N', help='also write a checkpoint every N steps')
     parser.add_argument('--resume', metavar='DIR',
                         help='continue from the newest checkpoint in DIR')
+    parser.add_argument('--save', metavar='DIR',
+                        help='save the pretrained model into DIR (for '
+                        'd2l.load_bert) and score it on the held-out split')
     args = parser.parse_args(argv)
     for name in ('steps', 'batch_size', 'servers', 'cpus'):
         if getattr(args, name) < 1:
             parser.error(f'--{name.replace("_", "-")} must be at least 1')
+    if not 0 <= args.warmup <= 1:
+        parser.error('--warmup must be between 0 and 1')
+    if not 0 <= args.dropout < 1:
+        parser.error('--dropout must be at least 0 and below 1')
+    if args.lr <= 0:
+        parser.error('--lr must be positive')
     if args.workers is not None and args.workers < 1:
         parser.error('--workers must be at least 1')
     if args.checkpoint_every and not args.checkpoint_dir:
@@ -90,6 +108,12 @@ def check_job(args, num_workers):
     if num_workers > num_paragraphs:
         raise ValueError(f'{num_workers} workers but the text has only '
                          f'{num_paragraphs} paragraphs to share among them')
+    if args.save:  # find out now, not after the training
+        try:
+            os.makedirs(args.save, exist_ok=True)
+            tempfile.TemporaryFile(dir=args.save).close()
+        except OSError as e:
+            raise ValueError(f'cannot save into --save {args.save}: {e}') from e
     if args.resume:
         path, state = d2l.read_checkpoint(args.resume)
         if state['config']['num_workers'] != num_workers:
@@ -98,16 +122,30 @@ def check_job(args, num_workers):
                              f'not {num_workers}')
 
 
+def score_held_out(directory, max_len):
+    """Print the held-out scores of the model saved in directory."""
+    net, vocab = d2l.load_bert(directory, [d2l.try_gpu()])
+    train_iter, _ = d2l.load_data_wiki(512, max_len, vocab=vocab)
+    held_out_iter, _ = d2l.load_data_wiki(512, max_len, 'valid', vocab)
+    floor, most_frequent = d2l.unigram_baselines(train_iter.dataset,
+                                                 held_out_iter.dataset)
+    s = d2l.evaluate_bert(net, held_out_iter, d2l.try_gpu())
+    print(f'held-out MLM loss {s["mlm_ce"]:.3f} ({floor - s["mlm_ce"]:.2f} '
+          f'below the unigram floor {floor:.3f}), MLM accuracy '
+          f'{s["mlm_acc"]:.3f} (most frequent word {most_frequent:.3f}), '
+          f'NSP accuracy {s["nsp_acc"]:.3f} of {s["num_pairs"]} pairs')
+
+
 def main(argv=None):
     args = parse_args(argv)
     # End through Python on SIGTERM too, so that a job's processes are stopped
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     train = dict(steps=args.steps, batch_size=args.batch_size,
-                 max_len=args.max_len, lr=args.lr, seed=args.seed,
-                 dropout=args.dropout, gpus=args.gpus or (), cpus=args.cpus,
-                 checkpoint_dir=args.checkpoint_dir,
+                 max_len=args.max_len, lr=args.lr, warmup=args.warmup,
+                 seed=args.seed, dropout=args.dropout, gpus=args.gpus or (),
+                 cpus=args.cpus, checkpoint_dir=args.checkpoint_dir,
                  checkpoint_every=args.checkpoint_every, resume=args.resume,
-                 progress=True)
+                 save_dir=args.save, progress=True)
     try:
         hosts = read_hosts(args.hosts) if args.hosts else None
         num_workers = args.workers or (len(hosts) if hosts else 1)
@@ -117,6 +155,8 @@ def main(argv=None):
         else:
             d2l.pretrain_bert_job(num_workers, args.servers, args.port, hosts,
                                   **train)
+        if args.save and hosts is None:  # else it is on worker 0's host
+            score_held_out(args.save, args.max_len)
     except (ValueError, d2l.JobError, d2l.DataError) as e:
         sys.exit(f'error: {e}')
 

@@ -164,10 +164,12 @@ def test_prediction_positions_uniform_over_the_pair(dataset):
     # Count the predictions that fall in the first sentence: per row it is
     # hypergeometric (k draws from N words of which K are in the first
     # sentence), so the total has a known mean and variance.
-    _, segments, valid_lens, positions, weights, _, _ = dataset.arrays
+    tokens, segments, valid_lens, positions, weights, _, _ = dataset.arrays
     k = weights.sum(axis=1)
-    N = valid_lens - 3
-    K = (segments == 0).sum(axis=1) - (segments.shape[1] - valid_lens) - 2
+    unk = tokens == dataset.vocab.unk  # never predicted, never replaced
+    N = valid_lens - 3 - unk.sum(axis=1)
+    K = ((segments == 0).sum(axis=1) - (segments.shape[1] - valid_lens) - 2
+         - (unk & (segments == 0)).sum(axis=1))
     in_first = ((segments[onp.arange(len(k))[:, None], positions] == 0)
                 * weights).sum()
     mean = (k * K / N).sum()
@@ -207,13 +209,14 @@ def test_every_example_of_an_epoch(monkeypatch, tmp_path, good_archive,
         assert (seg[:seps[0] + 1] == 0).all()
         assert (seg[seps[0] + 1:n] == 1).all()
         assert (seg[n:] == 0).all()
-        k = max(1, round(0.15 * n))
+        words = n - 3 - (row[:n] == vocab.unk).sum()  # never <unk>
+        k = min(max(1, round(0.15 * n)), words)
         assert (weights[i, :k] == 1).all() and (weights[i, k:] == 0).all()
         used = positions[i, :k]
         assert len(set(used.tolist())) == k
         assert ((used > 0) & (used < n) & (used != seps[0])).all()
         assert (positions[i, k:] == 0).all() and (labels[i, k:] == 0).all()
-        assert not onp.isin(labels[i, :k], [cls, sep, pad, mask]).any()
+        assert not onp.isin(labels[i, :k], [vocab.unk, cls, sep, pad, mask]).any()
         unchosen = onp.setdiff1d(onp.arange(n), used)
         assert (row[unchosen] != mask).all()
 
@@ -242,6 +245,60 @@ def test_numpy_seed_alone_decides_the_batches(monkeypatch, tmp_path,
     mx.random.seed(99)
     onp.random.seed(6)
     onp.testing.assert_array_equal(first, epoch()[2][0][0])
+
+
+def test_unk_is_never_predicted():
+    vocab = d2l.Vocab(['a', 'b'], reserved_tokens=d2l.BERT_RESERVED_TOKENS)
+    unk, cls, sep, pad = vocab[['<unk>', '<cls>', '<sep>', '<pad>']]
+    a, b = vocab[['a', 'b']]
+    tokens = onp.array([[cls, unk, unk, sep, unk, sep, pad, pad, pad, pad],
+                        [cls, unk, a, sep, unk, b, sep, pad, pad, pad],
+                        [cls, a, a, a, sep, b, b, b, b, sep]], onp.int32)
+    seed_all(8)
+    for _ in range(20):
+        masked, positions, weights, labels = d2l.mask_tokens(
+            tokens, onp.array([6, 7, 10]), vocab)
+        # no word: no slot; else max(1, round(0.15 * valid_len)) of the words
+        assert weights.sum(axis=1).tolist() == [0, 1, 2]
+        rows, slots = weights.nonzero()
+        assert not onp.isin(labels[rows, slots], [unk, cls, sep, pad]).any()
+        assert onp.isin(tokens[rows, positions[rows, slots]], [a, b]).all()
+        assert (masked[tokens == unk] == unk).all()
+
+
+def test_the_training_loader_draws_anew_each_epoch(paragraphs):
+    seed_all(9)
+    dataset = d2l.WikiTextDataset(paragraphs, 64, progress=False)
+    loader = d2l.WikiTextLoader(dataset, 256, train=True)
+    epochs = [[[x.asnumpy() for x in b] for b in loader] for _ in range(3)]
+    lengths = [sum(len(b[0]) for b in e) for e in epochs]
+    assert lengths[-1] == len(dataset) and len(loader) == len(epochs[-1])
+    firsts = [{tuple(r) for b in e for r in unmasked_rows(b)} for e in epochs]
+    # new second sentences: most pairs of one epoch are not in the next
+    assert len(firsts[0] & firsts[1]) < 0.7 * len(firsts[0])
+    masks = [onp.concatenate([b[4] for b in e]).sum() for e in epochs]
+    assert len(set(lengths)) > 1 or len(set(masks)) > 1
+    held_out = d2l.WikiTextLoader(dataset, 256, train=False)
+    once, twice = ([x.asnumpy() for x in b] for b in held_out), \
+        ([x.asnumpy() for x in b] for b in held_out)
+    for x, y in zip(once, twice):
+        for u, v in zip(x, y):
+            onp.testing.assert_array_equal(u, v)
+    seed_all(9)
+    again = d2l.WikiTextLoader(d2l.WikiTextDataset(paragraphs, 64, progress=False),
+                               256, train=True)
+    for e in epochs:  # the same seed, the same epochs
+        for x, y in zip(e, again):
+            onp.testing.assert_array_equal(x[0], y[0].asnumpy())
+
+
+def unmasked_rows(batch):
+    """The rows of a batch with the prediction positions restored."""
+    tokens, _, _, positions, weights, labels, _ = batch
+    original = tokens.copy()
+    rows, slots = weights.nonzero()
+    original[rows, positions[rows, slots]] = labels[rows, slots]
+    return original
 
 
 def test_no_pair_fits(paragraphs):
@@ -282,12 +339,12 @@ def test_held_out_split_uses_the_given_vocab_in_order(monkeypatch, tmp_path,
     train_iter, vocab = d2l.load_data_wiki(64, 64)
     held_out_iter, held_out_vocab = d2l.load_data_wiki(64, 64, 'valid', vocab)
     assert held_out_vocab is vocab
-    dataset = held_out_iter._dataset
+    dataset = held_out_iter.dataset
     first = next(iter(held_out_iter))
     onp.testing.assert_array_equal(first[0].asnumpy(), dataset.arrays[0][:64])
     # The held-out text is the test split, not the training text.
     held_out = {tuple(row) for row in dataset.arrays[0]}
-    trained = {tuple(row) for row in train_iter._dataset.arrays[0]}
+    trained = {tuple(row) for row in train_iter.dataset.arrays[0]}
     assert len(held_out & trained) < 0.01 * len(held_out)
 
 

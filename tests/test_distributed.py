@@ -137,14 +137,37 @@ def test_hosts_file(tmp_path):
     (['--hosts', '/no/such/hosts'], 'cannot read the hosts file /no/such/hosts'),
     (['--workers', '3', '--batch-size', '2'],
      '3 workers need a batch of at least 3 pairs, got --batch-size 2'),
-    (['--workers', '500'], '500 workers but the text has only'),
+    (['--workers', '500', '--batch-size', '1000'], '500 workers but the text has only'),
     (['--resume', '/no/such/dir', '--workers', '2'], '/no/such/dir: no checkpoint'),
+    (['--save', '/proc/version'], 'cannot save into --save /proc/version'),
 ])
 def test_bad_jobs_are_refused_before_starting(small_wiki, args, message):
     result = run_pretrain('--steps', '2', *args, timeout=60)
     assert result.returncode == 1
     assert message in result.stderr
     assert 'pretraining' not in result.stderr  # no worker ever started
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--warmup', '1.5'], '--warmup must be between 0 and 1'),
+    (['--dropout', '1'], '--dropout must be at least 0 and below 1'),
+    (['--lr', '0'], '--lr must be positive'),
+])
+def test_bad_recipes_are_refused(args, message):
+    result = run_pretrain(*args, timeout=60)
+    assert result.returncode == 2 and message in result.stderr
+
+
+def test_pretrain_saves_a_model_that_load_bert_reads(small_wiki, tmp_path):
+    save = tmp_path / 'bert-small'
+    result = run_pretrain('--steps', '3', '--batch-size', '16', '--max-len',
+                          '32', '--save', str(save))
+    assert result.returncode == 0, result.stderr
+    net, vocab = d2l.load_bert(str(save), [mx.cpu()])
+    assert net.config == {**d2l.SMALL_BERT, 'vocab_size': len(vocab),
+                          'max_len': 32}
+    assert re.search(r'held-out MLM loss \d+\.\d{3} \(-?\d+\.\d{2} below the '
+                     r'unigram floor \d+\.\d{3}\), MLM accuracy', result.stdout)
 
 
 def test_port_in_use_is_refused_before_starting(small_wiki):
@@ -205,27 +228,43 @@ def test_two_workers_match_one_process(tmp_path):
 
 
 def test_resumed_job_continues_from_its_checkpoint(small_wiki, tmp_path):
-    common = ['--batch-size', '16', '--max-len', '32', '--workers', '2']
+    common = ['--steps', '8', '--batch-size', '16', '--max-len', '32',
+              '--workers', '2']
     whole, part = tmp_path / 'whole', tmp_path / 'part'
-    result = run_pretrain('--steps', '4', '--checkpoint-dir', str(whole),
-                          '--port', str(free_port()), *common)
+    result = run_pretrain('--checkpoint-dir', str(whole), '--port',
+                          str(free_port()), *common)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) == 2  # printed once per job, not once per worker
     assert lines[0].startswith('MLM loss ') and ', NSP loss ' in lines[0]
     assert lines[1].endswith("sentence pairs/sec on 2 worker(s), each on [cpu(0)]")
     assert 'Building BERT examples' not in result.stderr  # no bar per epoch
-    assert run_pretrain('--steps', '2', '--checkpoint-dir', str(part),
-                        '--port', str(free_port()), *common).returncode == 0
-    result = run_pretrain('--steps', '4', '--resume', str(part),
-                          '--port', str(free_port()), *common)
+    # the same job, stopped once it has written a checkpoint
+    job = subprocess.Popen([sys.executable, str(PRETRAIN), '--checkpoint-dir',
+                            str(part), '--checkpoint-every', '2', '--port',
+                            str(free_port()), *common],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while not (part / 'latest').exists() and job.poll() is None:
+        assert time.time() < deadline
+        time.sleep(0.05)
+    job.terminate()
+    job.communicate(timeout=60)
+    _, state = d2l.read_checkpoint(str(part))
+    result = run_pretrain('--resume', str(part), '--port', str(free_port()),
+                          *common)
     assert result.returncode == 0, result.stderr
     _, expected = d2l.read_checkpoint(str(whole))
     _, resumed = d2l.read_checkpoint(str(part))
-    assert resumed['step'] == expected['step'] == 4
+    assert resumed['step'] == expected['step'] == 8
     assert resumed['positions'] == expected['positions']
     onp.testing.assert_allclose(resumed['losses'], expected['losses'], rtol=1e-6)
-    assert len({tuple(x) for x in expected['losses']}) == 4
+    assert len({tuple(x) for x in expected['losses']}) == 8
+    # resuming with another schedule is refused
+    result = run_pretrain('--resume', str(part), '--port', str(free_port()),
+                          *common, '--steps', '9')
+    assert result.returncode == 1 and "'steps': 8" in result.stderr
+    assert state['step'] in (2, 4, 6, 8)
 
 
 def test_a_failed_save_keeps_the_previous_checkpoint(tmp_path):

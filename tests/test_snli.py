@@ -275,8 +275,44 @@ def test_train_classifier_learns_a_rule_on_two_devices():
     assert d2l.evaluate_classifier(bag, data_iter, devices[0]) == 1.0
     _, classifier = make_classifier(vocab_size)
     classifier.collect_params().reset_ctx(devices)
-    d2l.train_classifier(classifier, data_iter, 60, 3e-3, devices)
+    loss = d2l.train_classifier(classifier, data_iter, 60, 3e-3, devices)
     assert d2l.evaluate_classifier(classifier, data_iter, devices[1]) > 0.9
+    assert loss < 0.8 * onp.log(3)  # the last epoch's mean loss, with dropout
+
+
+def test_a_frozen_classifier_trains_only_the_pooler_and_output():
+    seed_all(3)
+    bert = d2l.BERTModel(30, num_hiddens=16, ffn_num_hiddens=32, num_heads=2,
+                         num_layers=1, dropout=0.0, max_len=16)
+    bert.initialize(init.Xavier())
+    classifier = d2l.BERTClassifier(bert, 3, frozen=True)
+    classifier.output.initialize(init.Xavier())
+    tokens, segments, valid_lens = random_pairs(32, 10)
+    classifier(tokens, segments, valid_lens)  # complete the deferred shapes
+    before = {name: p.data().asnumpy().copy()
+              for name, p in classifier.collect_params().items()}
+    labels = np.array(onp.random.randint(3, size=32).astype(onp.int32))
+    data_iter = d2l.gluon.data.DataLoader(d2l.gluon.data.ArrayDataset(
+        tokens, segments, valid_lens, labels), 16)
+    d2l.train_classifier(classifier, data_iter, 5, 1e-2, [d2l.npx.cpu()])
+    for name, p in classifier.collect_params().items():
+        changed = not onp.array_equal(p.data().asnumpy(), before[name])
+        in_head = p.name in {q.name for q in [
+            *bert.nsp.pooler.collect_params().values(),
+            *classifier.output.collect_params().values()]}
+        assert changed == in_head, name
+
+
+def test_load_data_snli_can_keep_a_random_subset(fixture_hub):
+    vocab = small_vocab()
+    seed_all(4)
+    small, test_iter = d2l.load_data_snli(100, 40, vocab, num_train=250)
+    assert sum(len(b[0]) for b in small) == 250
+    assert sum(len(b[0]) for b in test_iter) == 9824
+    seed_all(4)
+    again, _ = d2l.load_data_snli(250, 40, vocab, num_train=250)
+    rows = {tuple(r) for b in small for r in b[0].asnumpy()}
+    assert rows == {tuple(r) for r in next(iter(again))[0].asnumpy()}
 
 
 def test_the_offline_hub_serves_wikitext_and_snli(tmp_path):
