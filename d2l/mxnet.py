@@ -202,14 +202,20 @@ class Vocab:
     def __len__(self):
         return len(self.idx_to_token)
 
-def masked_softmax(F, X, valid_lens):
-    """Softmax over the last axis of X that gives padded keys zero weight.
+def masked_softmax(F, X, mask):
+    """Softmax over the last axis of X that gives keys masked by 0 no weight.
 
     Defined in :numref:`sec_transformer-encoder`"""
-    key_index = F.np.zeros_like(X) + F.npx.arange_like(X, axis=-1)  # (B, T, K)
-    lens = F.np.reshape(valid_lens.astype('float32'), (-1, 1, 1))    # (B, 1, 1)
-    padded = (key_index >= lens).astype('float32')                   # (B, T, K)
-    return F.npx.softmax(X - 1e6 * padded)                           # (B, T, K)
+    return F.npx.softmax(X - 1e6 * (1 - mask))  # X, mask: (B, T, K)
+
+def padding_mask(F, valid_lens, X):
+    """The self-attention mask of X's T positions: 1 for each real key.
+
+    Defined in :numref:`sec_transformer-encoder`"""
+    key_index = F.npx.arange_like(X, axis=1).astype('float32')      # (T,)
+    key_index = F.np.zeros_like(F.np.expand_dims(key_index, 1)) + key_index
+    lens = F.np.reshape(valid_lens.astype('float32'), (-1, 1, 1))   # (B, 1, 1)
+    return (key_index < lens).astype('float32')                     # (B, T, T)
 
 class DotProductAttention(nn.HybridBlock):
     """Scaled dot-product attention with dropout on the attention weights.
@@ -220,11 +226,11 @@ class DotProductAttention(nn.HybridBlock):
         self.scale = 1 / math.sqrt(key_size)
         self.dropout = nn.Dropout(dropout)
 
-    def hybrid_forward(self, F, queries, keys, values, valid_lens):
+    def hybrid_forward(self, F, queries, keys, values, mask):
         # queries: (B, T, d); keys: (B, K, d); values: (B, K, v)
         scores = F.npx.batch_dot(queries * self.scale, keys,
                                  transpose_b=True)           # (B, T, K)
-        weights = masked_softmax(F, scores, valid_lens)      # (B, T, K)
+        weights = masked_softmax(F, scores, mask)            # (B, T, K)
         return F.npx.batch_dot(self.dropout(weights), values)  # (B, T, v)
 
 class AttentionHead(nn.HybridBlock):
@@ -238,10 +244,10 @@ class AttentionHead(nn.HybridBlock):
         self.W_v = nn.Dense(head_size, flatten=False)
         self.attention = DotProductAttention(head_size, dropout)
 
-    def hybrid_forward(self, F, queries, keys, values, valid_lens):
+    def hybrid_forward(self, F, queries, keys, values, mask):
         # queries: (B, T, H); keys, values: (B, K, H) -> output (B, T, d)
         return self.attention(self.W_q(queries), self.W_k(keys),
-                              self.W_v(values), valid_lens)
+                              self.W_v(values), mask)
 
 class MultiHeadAttention(nn.HybridBlock):
     """Multi-head attention: heads side by side, then an output projection.
@@ -257,8 +263,8 @@ class MultiHeadAttention(nn.HybridBlock):
             self.heads.add(AttentionHead(num_hiddens // num_heads, dropout))
         self.W_o = nn.Dense(num_hiddens, flatten=False)
 
-    def hybrid_forward(self, F, queries, keys, values, valid_lens):
-        outputs = F.np.stack([head(queries, keys, values, valid_lens)
+    def hybrid_forward(self, F, queries, keys, values, mask):
+        outputs = F.np.stack([head(queries, keys, values, mask)
                               for head in self.heads], axis=2)  # (B, T, h, d)
         # side by side: merge the last two axes, (B, T, h * d) = (B, T, H)
         return self.W_o(F.npx.reshape(outputs, (-2, -2, -5)))  # (B, T, H)
@@ -333,9 +339,9 @@ class EncoderBlock(nn.HybridBlock):
         self.norm_ffn = LayerNorm(num_hiddens)
         self.dropout = nn.Dropout(dropout)
 
-    def hybrid_forward(self, F, X, valid_lens):
-        # X: (B, T, H); valid_lens: (B,)
-        attended = self.self_attention(X, X, X, valid_lens)       # (B, T, H)
+    def hybrid_forward(self, F, X, mask):
+        # X: (B, T, H); mask: (B, T, T)
+        attended = self.self_attention(X, X, X, mask)             # (B, T, H)
         X = self.norm_attention(X + self.dropout(attended))       # (B, T, H)
         return self.norm_ffn(X + self.dropout(self.ffn(X)))       # (B, T, H)
 
@@ -351,19 +357,31 @@ def get_tokens_and_segments(tokens_a, tokens_b=None):
         segments.extend([1] * (len(tokens_b) + 1))
     return tokens, segments
 
-def check_bert_input(tokens, segments, vocab_size, max_len):
-    """Raise ValueError unless tokens and segments are a valid BERT input.
+def attention_mask(F, valid_lens, positions):
+    """Self-attention mask: each token sees the real tokens of its sequence.
 
     Defined in :numref:`sec_bert-model`"""
-    if tokens.ndim != 2 or segments.shape != tokens.shape:
-        raise ValueError(f'tokens and segments must both have shape '
-                         f'(batch_size, seq_len), got {tokens.shape} and '
-                         f'{segments.shape}')
-    if tokens.shape[1] > max_len:
+    sequence = F.np.cumsum((positions == 0).astype('int32'), axis=1)  # (B, T)
+    same = (F.np.expand_dims(sequence, 2)
+            == F.np.expand_dims(sequence, 1)).astype('float32')      # (B, T, T)
+    return same * d2l.padding_mask(F, valid_lens, positions)          # (B, T, T)
+
+def check_bert_input(tokens, segments, positions, vocab_size, max_len):
+    """Raise ValueError unless tokens, segments, positions are BERT's input.
+
+    Defined in :numref:`sec_bert-model`"""
+    checked = [('token', tokens, vocab_size), ('segment', segments, 2)]
+    if positions is not None:
+        checked.append(('position', positions, max_len))
+    if tokens.ndim != 2 or any(x.shape != tokens.shape for _, x, _ in checked):
+        names = ' and '.join(f'{name}s' for name, _, _ in checked)
+        shapes = ' and '.join(str(x.shape) for _, x, _ in checked)
+        raise ValueError(f'{names} must all have shape (batch_size, seq_len), '
+                         f'got {shapes}')
+    if positions is None and tokens.shape[1] > max_len:
         raise ValueError(f'sequence length {tokens.shape[1]} exceeds '
                          f'max_len={max_len}')
-    for name, ids, limit in (('token', tokens, vocab_size),
-                             ('segment', segments, 2)):
+    for name, ids, limit in checked:
         low, high = int(ids.min()), int(ids.max())
         if low < 0 or high >= limit:
             bad = low if low < 0 else high
@@ -387,24 +405,53 @@ class BERTEncoder(nn.HybridBlock):
             d2l.EncoderBlock(num_hiddens, ffn_num_hiddens, num_heads, dropout)
             for _ in range(num_layers)])
 
-    def forward(self, tokens, segments, valid_lens=None):
-        """Check actual arrays, then run the encoder."""
-        if isinstance(tokens, np.ndarray):  # not a placeholder in a graph
-            check_bert_input(tokens, segments, self.vocab_size, self.max_len)
+    def forward(self, tokens, segments, valid_lens=None, positions=None):
+        """Check actual arrays, build the attention mask, run the encoder."""
+        F = mx.nd if isinstance(tokens, np.ndarray) else mx.sym
+        if F is mx.nd:  # actual arrays, not placeholders in a graph
+            check_bert_input(tokens, segments, positions, self.vocab_size,
+                             self.max_len)
         if valid_lens is None:  # no padding: count every position
             valid_lens = (tokens >= 0).sum(axis=1)
-        return super().forward(tokens, segments, valid_lens)
+        if positions is None:  # one sequence per row
+            positions = F.np.zeros_like(tokens) + F.npx.arange_like(tokens,
+                                                                    axis=1)
+        mask = attention_mask(F, valid_lens, positions)       # (B, T, T)
+        return super().forward(tokens, segments, positions, mask)
 
-    def hybrid_forward(self, F, tokens, segments, valid_lens):
-        # tokens, segments: (B, T); valid_lens: (B,)
-        positions = F.np.zeros_like(tokens) + F.npx.arange_like(tokens,
-                                                                axis=1)
+    def hybrid_forward(self, F, tokens, segments, positions, mask):
+        # tokens, segments, positions: (B, T); mask: (B, T, T)
         summed = (self.token_table(tokens) + self.segment_table(segments)
                   + self.position_table(positions))           # (B, T, H)
         X = self.embedding_dropout(self.embedding_norm(summed))  # (B, T, H)
         for block in self.blocks:
-            X = block(X, valid_lens)                          # (B, T, H)
+            X = block(X, mask)                                # (B, T, H)
         return X
+
+def check_positions(name, positions, X, count):
+    """Raise ValueError unless positions (B, count) index rows of X (B, T, H).
+
+    Defined in :numref:`sec_bert-model`"""
+    batch_size, seq_len = X.shape[:2]
+    if positions.ndim != 2 or len(positions) != batch_size:
+        raise ValueError(f'{name} must have shape (batch_size={batch_size}, '
+                         f'{count}), got {positions.shape}')
+    values = positions.asnumpy()
+    outside = (values < 0) | (values >= seq_len)
+    if outside.any():
+        i, j = (int(k[0]) for k in outside.nonzero())
+        raise ValueError(f'{name}[{i}, {j}] = {values[i, j]} is outside the '
+                         f'sequence of length {seq_len}')
+
+def gather_positions(F, X, positions):
+    """Gather X (B, T, H) at each row's positions (B, P), giving (B, P, H).
+
+    Defined in :numref:`sec_bert-model`"""
+    example = F.np.expand_dims(F.npx.arange_like(positions, axis=0),
+                               axis=1)                        # (B, 1)
+    example = F.np.zeros_like(positions) + example            # (B, P)
+    where = F.np.stack([example, positions]).astype('int32')  # (2, B, P)
+    return F.npx.gather_nd(X, where)  # X[b, positions[b, p]]
 
 class MaskLM(nn.HybridBlock):
     """The masked language model: scores every token at pred_positions.
@@ -420,41 +467,26 @@ class MaskLM(nn.HybridBlock):
     def forward(self, X, pred_positions):
         """Check actual pred_positions against X, then run the head."""
         if isinstance(X, np.ndarray):  # not a placeholder in a graph
-            batch_size, seq_len = X.shape[:2]
-            if pred_positions.ndim != 2 or len(pred_positions) != batch_size:
-                raise ValueError(f'pred_positions must have shape (batch_size='
-                                 f'{batch_size}, num_preds), got '
-                                 f'{pred_positions.shape}')
-            positions = pred_positions.asnumpy()
-            outside = (positions < 0) | (positions >= seq_len)
-            if outside.any():
-                i, j = (int(k[0]) for k in outside.nonzero())
-                raise ValueError(f'pred_positions[{i}, {j}] = '
-                                 f'{positions[i, j]} is outside the '
-                                 f'sequence of length {seq_len}')
+            check_positions('pred_positions', pred_positions, X, 'num_preds')
         return super().forward(X, pred_positions)
 
     def hybrid_forward(self, F, X, pred_positions):
         # X: (B, T, H); pred_positions: (B, P)
-        example = F.np.expand_dims(F.npx.arange_like(pred_positions, axis=0),
-                                   axis=1)                    # (B, 1)
-        example = F.np.zeros_like(pred_positions) + example   # (B, P)
-        where = F.np.stack([example, pred_positions]).astype('int32')
-        picked = F.npx.gather_nd(X, where)  # (B, P, H): X[b, positions[b, p]]
+        picked = gather_positions(F, X, pred_positions)       # (B, P, H)
         return self.decoder(self.transform(picked))           # (B, P, V)
 
 class NextSentencePred(nn.HybridBlock):
-    """Next sentence prediction: two scores from the pooled <cls> vector.
+    """Next sentence prediction: two scores from each pooled <cls> vector.
 
     Defined in :numref:`sec_bert-model`"""
     def __init__(self, num_hiddens, **kwargs):
         super().__init__(**kwargs)
-        self.pooler = nn.Dense(num_hiddens, activation='tanh')
-        self.output = nn.Dense(2)
+        self.pooler = nn.Dense(num_hiddens, activation='tanh', flatten=False)
+        self.output = nn.Dense(2, flatten=False)
 
     def hybrid_forward(self, F, X):
-        # X: (B, T, H) -> the <cls> vectors (B, H) -> scores (B, 2)
-        return self.output(self.pooler(X[:, 0]))
+        # X: <cls> vectors (B, H) or (B, C, H) -> scores (B, 2) or (B, C, 2)
+        return self.output(self.pooler(X))
 
 class BERTModel(nn.HybridBlock):
     """BERT's encoder with its masked LM and next sentence prediction heads.
@@ -471,13 +503,22 @@ class BERTModel(nn.HybridBlock):
         self.mlm = MaskLM(vocab_size, num_hiddens)
         self.nsp = NextSentencePred(num_hiddens)
 
-    def forward(self, tokens, segments, valid_lens=None, pred_positions=None):
+    def forward(self, tokens, segments, valid_lens=None, pred_positions=None,
+                positions=None, cls_positions=None):
         """Return the encoding, the MLM scores (or None) and the NSP scores."""
-        encoded_X = self.encoder(tokens, segments, valid_lens)  # (B, T, H)
-        if pred_positions is None:
-            return encoded_X, None, self.nsp(encoded_X)
-        return encoded_X, self.mlm(encoded_X, pred_positions), self.nsp(
-            encoded_X)
+        encoded_X = self.encoder(tokens, segments, valid_lens,
+                                 positions)                     # (B, T, H)
+        if cls_positions is None:  # one <cls> per row, at position 0
+            cls_X = encoded_X[:, 0]                             # (B, H)
+        else:  # packed rows: (B, C, H)
+            F = mx.nd if isinstance(tokens, np.ndarray) else mx.sym
+            if F is mx.nd:
+                check_positions('cls_positions', cls_positions, encoded_X,
+                                'pairs per row')
+            cls_X = gather_positions(F, encoded_X, cls_positions)
+        mlm_Y_hat = (None if pred_positions is None
+                     else self.mlm(encoded_X, pred_positions))  # (B, P, V)
+        return encoded_X, mlm_Y_hat, self.nsp(cls_X)
 
 d2l.DATA_HUB['wikitext-2'] = (
     ('https://wikitext.smerity.com/wikitext-2-v1.zip',),
