@@ -603,7 +603,7 @@ def index_sentences(sentences, vocab):
     starts = onp.cumsum([0] + [len(s) + 1 for s in sentences])
     return onp.array(ids, dtype=onp.int32), starts
 
-def pack_pairs(ids, starts, first, second, max_len, vocab):
+def pad_pairs(ids, starts, first, second, max_len, vocab):
     """Return tokens, segments and valid_lens of pairs padded to max_len.
 
     Defined in :numref:`sec_bert-dataset`"""
@@ -677,7 +677,7 @@ class WikiTextDataset(gluon.data.Dataset):
                              f'the shortest has '
                              f'{(sizes[first] + sizes[second] + 1).min()} '
                              'tokens')
-        tokens, segments, valid_lens = pack_pairs(
+        tokens, segments, valid_lens = pad_pairs(
             self.ids, self.starts, first[keep], second[keep], self.max_len,
             self.vocab)
         masked, pred_positions, mlm_weights, mlm_labels = mask_tokens(
@@ -692,28 +692,93 @@ class WikiTextDataset(gluon.data.Dataset):
     def __len__(self):
         return len(self.arrays[0])
 
+def assign_rows(lengths, num_preds, max_len, max_preds):
+    """Give each pair a row: longest first, into the fullest row it fits.
+
+    Defined in :numref:`sec_bert-dataset`"""
+    slots = onp.maximum(1, num_preds)                  # every pair needs one
+    room = onp.full(len(lengths), max_len)             # of row r
+    slots_left = onp.full(len(lengths), max_preds)
+    rows, num_rows = onp.zeros(len(lengths), onp.int64), 0
+    for i in onp.argsort(-lengths, kind='stable'):
+        fits = ((room[:num_rows] >= lengths[i])
+                & (slots_left[:num_rows] >= slots[i]))
+        if fits.any():  # the fullest row with room: the least room left
+            r = onp.where(fits, room[:num_rows], max_len + 1).argmin()
+        else:
+            r, num_rows = num_rows, num_rows + 1
+        rows[i] = r
+        room[r] -= lengths[i]
+        slots_left[r] -= slots[i]
+    return rows, num_rows
+
+def pack_examples(arrays, vocab, row_len):
+    """Pack padded examples into rows of row_len; add positions, <cls> slots.
+
+    Defined in :numref:`sec_bert-dataset`"""
+    (tokens, segments, valid_lens, pred_positions, mlm_weights, mlm_labels,
+     nsp_labels) = arrays
+    max_len, max_preds = row_len, round(0.15 * row_len)
+    lengths = valid_lens.astype(onp.int64)
+    num_preds = mlm_weights.sum(axis=1).astype(onp.int64)
+    rows, num_rows = assign_rows(lengths, num_preds, max_len, max_preds)
+    p_tokens = onp.full((num_rows, max_len), vocab['<pad>'], onp.int32)
+    p_segments, p_positions = (onp.zeros((num_rows, max_len), onp.int32)
+                               for _ in range(2))
+    p_lens = onp.zeros(num_rows, onp.float32)
+    p_pred, p_labels, p_nsp, p_cls = (onp.zeros((num_rows, max_preds),
+                                                onp.int32) for _ in range(4))
+    p_weights, p_nsp_weights = (onp.zeros((num_rows, max_preds), onp.float32)
+                                for _ in range(2))
+    num_slots, num_cls = onp.zeros(num_rows, int), onp.zeros(num_rows, int)
+    for i, r in enumerate(rows):
+        o, n = int(p_lens[r]), lengths[i]           # pair i goes to o:o + n
+        s, k, c = num_slots[r], num_preds[i], num_cls[r]
+        p_tokens[r, o:o + n] = tokens[i, :n]
+        p_segments[r, o:o + n] = segments[i, :n]
+        p_positions[r, o:o + n] = onp.arange(n)
+        p_pred[r, s:s + k] = o + pred_positions[i, :k]
+        p_weights[r, s:s + k], p_labels[r, s:s + k] = 1, mlm_labels[i, :k]
+        p_cls[r, c], p_nsp[r, c], p_nsp_weights[r, c] = o, nsp_labels[i], 1
+        p_lens[r] += n
+        num_slots[r], num_cls[r] = s + k, c + 1
+    return (p_tokens, p_segments, p_lens, p_pred, p_weights, p_labels, p_nsp,
+            p_positions, p_cls, p_nsp_weights)
+
 class WikiTextLoader:
     """Batches of a WikiTextDataset; for training, new draws every epoch."""
-    def __init__(self, dataset, batch_size, train):
+    def __init__(self, dataset, batch_size, train, packed=False):
         """Defined in :numref:`sec_bert-dataset`"""
-        self.dataset, self.batch_size, self.train = dataset, batch_size, train
-        self.num_epochs = 0
+        self.dataset, self.train, self.packed = dataset, train, packed
+        # packed rows are twice as long: half as many give as many positions
+        self.batch_size = max(1, batch_size // 2) if packed else batch_size
+        self.num_epochs, self.drawn = 0, None
+
+    def rows(self):
+        """The arrays of the dataset's current draw, packed if asked."""
+        if self.drawn is not self.dataset.arrays:  # lay out each draw once
+            self.drawn = self.dataset.arrays
+            self.laid_out = (pack_examples(self.drawn, self.dataset.vocab,
+                                           2 * self.dataset.max_len)
+                             if self.packed else self.drawn)
+        return self.laid_out
 
     def __iter__(self):
         if self.train and self.num_epochs > 0:
             self.dataset.draw()
         self.num_epochs += 1
-        n = len(self.dataset)
+        arrays = self.rows()
+        n = len(arrays[0])
         order = onp.random.permutation(n) if self.train else onp.arange(n)
         for i in range(0, n, self.batch_size):
             rows = order[i:i + self.batch_size]
-            yield [np.array(array[rows]) for array in self.dataset.arrays]
+            yield [np.array(array[rows]) for array in arrays]
 
     def __len__(self):
-        return -(-len(self.dataset) // self.batch_size)
+        return -(-len(self.rows()[0]) // self.batch_size)
 
-def check_loader_args(batch_size, max_len):
-    """Raise ValueError unless batch_size and max_len are usable integers.
+def check_loader_args(batch_size, max_len, packed=False):
+    """Raise ValueError unless the loader's arguments are usable.
 
     Defined in :numref:`sec_bert-dataset`"""
     if not (isinstance(batch_size, int) and batch_size >= 1):
@@ -722,18 +787,28 @@ def check_loader_args(batch_size, max_len):
     if not (isinstance(max_len, int) and max_len >= 5):
         raise ValueError(f'max_len must be an integer of at least 5 (<cls>, '
                          f'two words, two <sep>), got {max_len!r}')
+    if not isinstance(packed, bool):
+        raise ValueError(f'packed must be True or False, got {packed!r}')
 
-def load_data_wiki(batch_size, max_len, split='train', vocab=None):
+def load_data_wiki(batch_size, max_len, split='train', vocab=None,
+                   packed=False):
     """Load WikiText-2 for BERT pretraining; return (data_iter, vocab).
 
     Defined in :numref:`sec_bert-dataset`"""
-    check_loader_args(batch_size, max_len)
+    check_loader_args(batch_size, max_len, packed)
     paragraphs = read_wiki(download_wiki(), split)
     dataset = WikiTextDataset(paragraphs, max_len, vocab)
-    return WikiTextLoader(dataset, batch_size, split == 'train'), dataset.vocab
+    data_iter = WikiTextLoader(dataset, batch_size, split == 'train', packed)
+    return data_iter, dataset.vocab
+
+def count_pairs(batch):
+    """The number of sentence pairs in a batch, padded or packed.
+
+    Defined in :numref:`sec_bert-dataset`"""
+    return len(batch[0]) if len(batch) == 7 else int(batch[9].sum())
 
 PRETRAINING = {'batch_size': 64, 'max_len': 64, 'num_steps': 2000,
-               'lr': 2e-3, 'warmup': 0.1}
+               'lr': 2e-3, 'warmup': 0.1, 'packed': True}
 
 class CrossEntropyLoss(gluon.loss.Loss):
     """Softmax cross-entropy of each row of scores, optionally weighted.
@@ -789,13 +864,18 @@ class PretrainingLoss(gluon.HybridBlock):
         self.net, self.loss, self.vocab_size = net, loss, vocab_size
 
     def hybrid_forward(self, F, tokens, segments, valid_lens, pred_positions,
-                       mlm_weights, mlm_labels, nsp_labels):
-        _, mlm_Y_hat, nsp_Y_hat = self.net(tokens, segments, valid_lens,
-                                           pred_positions)
+                       mlm_weights, mlm_labels, nsp_labels, positions=None,
+                       cls_positions=None, nsp_weights=None):
+        _, mlm_Y_hat, nsp_Y_hat = self.net(
+            tokens, segments, valid_lens, pred_positions, positions,
+            cls_positions)                      # (B, P, V), (B, 2) or (B, C, 2)
         mlm_sum = self.loss(mlm_Y_hat.reshape(-1, self.vocab_size),
                             mlm_labels.reshape(-1),
                             mlm_weights.reshape(-1, 1)).sum()
-        return mlm_sum, self.loss(nsp_Y_hat, nsp_labels).sum()
+        if nsp_weights is not None:  # packed rows
+            nsp_weights = nsp_weights.reshape(-1, 1)
+        return mlm_sum, self.loss(nsp_Y_hat.reshape(-1, 2),
+                                  nsp_labels.reshape(-1), nsp_weights).sum()
 
 def split_batch(batch, devices):
     """Split a batch across devices; return the shards and their weights.
@@ -815,9 +895,8 @@ def train_step(step_loss, trainer, batch, devices):
 
     Defined in :numref:`sec_bert-pretraining`"""
     shards, weights = split_batch(batch, devices)
-    tokens, _, _, _, mlm_weights, _, _ = batch
-    num_slots = float(mlm_weights.asnumpy().sum()) + 1e-8  # W
-    num_pairs = len(tokens)                                # N
+    num_slots = float(batch[4].asnumpy().sum()) + 1e-8  # W, from mlm_weights
+    num_pairs = d2l.count_pairs(batch)                  # N
     with autograd.record():
         sums = [step_loss(*shard) for shard in shards]
         terms = [(w * mlm / num_slots, w * nsp / num_pairs)
@@ -844,19 +923,24 @@ def evaluate_bert(net, data_iter, device):
 
     Defined in :numref:`sec_bert-pretraining`"""
     sums = onp.zeros(6)  # MLM: loss, hits, slots; NSP: loss, hits, pairs
-    for batch in data_iter:
+    for batch in data_iter:  # padded (7 arrays) or packed (10)
+        batch = [x.as_in_ctx(device) for x in batch]
         (tokens, segments, valid_lens, pred_positions, mlm_weights,
-         mlm_labels, nsp_labels) = [x.as_in_ctx(device) for x in batch]
+         mlm_labels, nsp_labels), packed = batch[:7], batch[7:]
+        positions, cls_positions, nsp_weights = packed or (
+            None, None, np.ones(nsp_labels.shape, ctx=device))
         _, mlm_Y_hat, nsp_Y_hat = net(tokens, segments, valid_lens,
-                                      pred_positions)  # (B, P, V), (B, 2)
+                                      pred_positions, positions,
+                                      cls_positions)  # (B, P, V), (B, [C,] 2)
         mlm_ce = -npx.pick(npx.log_softmax(mlm_Y_hat), mlm_labels)  # (B, P)
-        nsp_ce = -npx.pick(npx.log_softmax(nsp_Y_hat), nsp_labels)  # (B,)
+        nsp_ce = -npx.pick(npx.log_softmax(nsp_Y_hat), nsp_labels)  # (B, [C])
         mlm_hits = mlm_Y_hat.argmax(axis=-1).astype('int32') == mlm_labels
         nsp_hits = nsp_Y_hat.argmax(axis=-1).astype('int32') == nsp_labels
         sums += [float((mlm_ce * mlm_weights).sum()),
                  float((mlm_hits * mlm_weights).sum()),
-                 float(mlm_weights.sum()), float(nsp_ce.sum()),
-                 float(nsp_hits.sum()), len(nsp_labels)]
+                 float(mlm_weights.sum()), float((nsp_ce * nsp_weights).sum()),
+                 float((nsp_hits * nsp_weights).sum()),
+                 float(nsp_weights.sum())]
     return {'mlm_ce': sums[0] / sums[2], 'mlm_acc': sums[1] / sums[2],
             'nsp_ce': sums[3] / sums[5], 'nsp_acc': sums[4] / sums[5],
             'num_pairs': int(sums[5])}
@@ -905,7 +989,7 @@ def train_bert(train_iter, net, loss, vocab_size, devices, num_steps, lr,
             npx.waitall()
             timer = d2l.Timer()
         else:
-            num_pairs += len(batch[0])
+            num_pairs += d2l.count_pairs(batch)
         if held_out_iter is not None and (step % -(-num_steps // 10) == 0
                                           or step == num_steps):
             timer.stop()
@@ -1006,7 +1090,8 @@ def pretrained_bert(devices):
     directory = os.path.join(d2l.data_dir(), 'bert-small')
     if not os.path.isfile(os.path.join(directory, 'bert.json')):
         batch_size, max_len = PRETRAINING['batch_size'], PRETRAINING['max_len']
-        train_iter, vocab = d2l.load_data_wiki(batch_size, max_len)
+        train_iter, vocab = d2l.load_data_wiki(batch_size, max_len,
+                                               packed=PRETRAINING['packed'])
         net = small_bert(len(vocab), max_len, devices)
         train_bert(train_iter, net, CrossEntropyLoss(), len(vocab), devices,
                    num_pretraining_steps(), PRETRAINING['lr'],
@@ -1035,8 +1120,8 @@ def train_job_step(step_loss, trainer, batch, devices, job_sum):
     """Run train_step on a worker's part of a batch, normalized by the job's totals.
 
     Defined in :numref:`sec_bert-distributed`"""
-    tokens, _, _, _, mlm_weights, _, _ = batch
-    own = onp.array([float(mlm_weights.asnumpy().sum()) + 1e-8, len(tokens)])
+    own = onp.array([float(batch[4].asnumpy().sum()) + 1e-8,  # mlm_weights
+                     d2l.count_pairs(batch)])
     mlm_scale, nsp_scale = own / job_sum(own)  # (W_r / W, N_r / N)
 
     def job_share(*shard):  # train_step divides by W_r and N_r again
@@ -1045,7 +1130,7 @@ def train_job_step(step_loss, trainer, batch, devices, job_sum):
     return d2l.train_step(job_share, trainer, batch, devices)
 
 def worker_batches(shard, vocab, max_len, batch_size, seed, rank,
-                   start=(0, 0)):
+                   start=(0, 0), packed=False):
     """Yield (epoch, index of the next batch, batch) from a worker's shard.
 
     Defined in :numref:`sec_bert-distributed`"""
@@ -1053,14 +1138,15 @@ def worker_batches(shard, vocab, max_len, batch_size, seed, rank,
     # (seed, rank, epoch), so every position of the stream can be restored
     epoch, index = start
     dataset = d2l.WikiTextDataset(shard, max_len, vocab, progress=False)
+    loader = d2l.WikiTextLoader(dataset, batch_size, False, packed)  # layout
     while True:
         onp.random.seed([seed, rank, epoch])
         dataset.draw()
-        order = onp.random.permutation(len(dataset))
-        num_batches = -(-len(dataset) // batch_size)
-        for i in range(index, num_batches):
-            rows = order[i * batch_size:(i + 1) * batch_size]
-            yield epoch, i + 1, [np.array(a[rows]) for a in dataset.arrays]
+        arrays, size = loader.rows(), loader.batch_size
+        order = onp.random.permutation(len(arrays[0]))
+        for i in range(index, -(-len(order) // size)):
+            rows = order[i * size:(i + 1) * size]
+            yield epoch, i + 1, [np.array(a[rows]) for a in arrays]
         epoch, index = epoch + 1, 0
 
 class JobError(RuntimeError):
@@ -1229,7 +1315,7 @@ def job_trainer(net, kv, optimizer='adam', lr=1e-3):
     return trainer
 
 def pretrain_bert(steps, batch_size, max_len, lr, warmup, seed=0,
-                  dropout=0.0, gpus=(), cpus=1, kvstore=None,
+                  dropout=0.0, packed=False, gpus=(), cpus=1, kvstore=None,
                   checkpoint_dir=None, checkpoint_every=0, resume=None,
                   save_dir=None, progress=False):
     """Pretrain the chapter's BERT alone or as a job's worker; return all losses.
@@ -1244,8 +1330,8 @@ def pretrain_bert(steps, batch_size, max_len, lr, warmup, seed=0,
     vocab = d2l.Vocab(d2l.tokenize([s for p in paragraphs for s in p]),
                       min_freq=5, reserved_tokens=d2l.BERT_RESERVED_TOKENS)
     config = dict(steps=steps, batch_size=batch_size, max_len=max_len,
-                  lr=lr, warmup=warmup, seed=seed, num_workers=num_workers,
-                  vocab_size=len(vocab))
+                  lr=lr, warmup=warmup, seed=seed, packed=packed,
+                  num_workers=num_workers, vocab_size=len(vocab))
     mx.random.seed(seed)
     net = d2l.small_bert(len(vocab), max_len, devices, dropout=dropout)
     trainer = job_trainer(net, kv, 'adam', lr)
@@ -1261,7 +1347,7 @@ def pretrain_bert(steps, batch_size, max_len, lr, warmup, seed=0,
     batches = worker_batches(paragraphs[rank::num_workers], vocab, max_len,
                              batch_size // num_workers
                              + (rank < batch_size % num_workers),
-                             seed, rank, state['positions'][rank])
+                             seed, rank, state['positions'][rank], packed)
     step_loss = d2l.PretrainingLoss(net, d2l.CrossEntropyLoss(),
                                     len(vocab))
     step_loss.hybridize(static_alloc=True, static_shape=True)
@@ -1281,7 +1367,7 @@ def pretrain_bert(steps, batch_size, max_len, lr, warmup, seed=0,
             npx.waitall()
             timer = d2l.Timer()
         else:
-            num_pairs += len(batch[0])
+            num_pairs += d2l.count_pairs(batch)
         if step == steps or checkpoint_every and step % checkpoint_every == 0:
             positions = onp.zeros((num_workers, 2))
             positions[rank] = position
@@ -1382,7 +1468,7 @@ def snli_inputs(premises, hypotheses, max_len, vocab):
                  + [h[:n] for h, n in zip(hypotheses, keep_h)])
     ids, starts = d2l.index_sentences(sentences, vocab)
     pairs = onp.arange(len(premises))
-    tokens, segments, valid_lens = d2l.pack_pairs(
+    tokens, segments, valid_lens = d2l.pad_pairs(
         ids, starts, pairs, len(pairs) + pairs, max_len, vocab)
     return tokens, segments, valid_lens.astype(onp.float32)
 

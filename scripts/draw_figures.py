@@ -329,7 +329,7 @@ def chapter_map():
          ('load_data_snli, BERTClassifier, a bag-of-words baseline,',
           'what pretraining bought, measured on SNLI test'),
          ('pretrained_bert, small_bert, learning_rate (5);',
-          'index_sentences, pack_pairs (4)')))
+          'index_sentences, pad_pairs (4)')))
     fig, ax = canvas(700, 730)
     left, width, height, pitch = 70, 560, 78, 100
     for i, (title, builds, uses) in enumerate(sections):

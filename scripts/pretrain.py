@@ -31,7 +31,11 @@ def parse_args(argv=None):
     parser.add_argument('--steps', type=int, default=recipe['num_steps'])
     parser.add_argument('--batch-size', type=int,
                         default=recipe['batch_size'],
-                        help='pairs per step, over all workers')
+                        help='rows of --max-len positions per step, over all '
+                        'workers (packed: half as many rows, twice as long)')
+    parser.add_argument('--packed', action=argparse.BooleanOptionalAction,
+                        default=recipe['packed'],
+                        help='several pairs per row (the recipe), or one')
     parser.add_argument('--max-len', type=int, default=recipe['max_len'])
     parser.add_argument('--lr', type=float, default=recipe['lr'],
                         help='the peak learning rate')
@@ -142,7 +146,8 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     train = dict(steps=args.steps, batch_size=args.batch_size,
                  max_len=args.max_len, lr=args.lr, warmup=args.warmup,
-                 seed=args.seed, dropout=args.dropout, gpus=args.gpus or (),
+                 seed=args.seed, dropout=args.dropout, packed=args.packed,
+                 gpus=args.gpus or (),
                  cpus=args.cpus, checkpoint_dir=args.checkpoint_dir,
                  checkpoint_every=args.checkpoint_every, resume=args.resume,
                  save_dir=args.save, progress=True)

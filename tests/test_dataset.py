@@ -292,6 +292,46 @@ def test_the_training_loader_draws_anew_each_epoch(paragraphs):
             onp.testing.assert_array_equal(x[0], y[0].asnumpy())
 
 
+def packed_pairs(batch):
+    """The (tokens, segments, NSP label) of every pair of a packed batch."""
+    tokens, segments, valid_lens, *_, nsp, positions, cls, nsp_weights = batch
+    pairs = []
+    for r in range(len(tokens)):
+        starts = onp.flatnonzero(positions[r, :int(valid_lens[r])] == 0)
+        ends = [*starts[1:], int(valid_lens[r])]
+        assert sorted(cls[r][nsp_weights[r] == 1].tolist()) == starts.tolist()
+        for c, (s, e) in enumerate(zip(starts, ends)):
+            assert cls[r, c] == s
+            onp.testing.assert_array_equal(positions[r, s:e], onp.arange(e - s))
+            pairs.append((tuple(tokens[r, s:e]), tuple(segments[r, s:e]),
+                          int(nsp[r, c])))
+    return pairs
+
+
+def test_a_packed_epoch_holds_every_pair_of_its_draw(paragraphs):
+    seed_all(2)
+    dataset = d2l.WikiTextDataset(paragraphs, 64, progress=False)
+    loader = d2l.WikiTextLoader(dataset, 512, train=True, packed=True)
+    batches = [[x.asnumpy() for x in b] for b in loader]
+    assert len(batches) == len(loader)
+    assert [b[0].shape for b in batches[:-1]] == [(256, 128)] * (
+        len(batches) - 1)
+    tokens, segments, valid_lens, *_, nsp = dataset.arrays
+    padded = sorted((tuple(tokens[i, :int(n)]), tuple(segments[i, :int(n)]),
+                     int(nsp[i])) for i, n in enumerate(valid_lens))
+    assert sorted(p for b in batches for p in packed_pairs(b)) == padded
+    assert sum(d2l.count_pairs(b) for b in batches) == len(dataset)
+    rows = sum(len(b[0]) for b in batches)
+    assert rows < 0.45 * len(dataset)  # 2.6 pairs a row on this text
+
+
+@pytest.mark.parametrize('packed', [1, 'yes', None])
+def test_packed_must_be_a_bool(packed):
+    with pytest.raises(ValueError, match=f'packed must be True or False, '
+                                         f'got {packed!r}'):
+        d2l.load_data_wiki(64, 64, packed=packed)
+
+
 def unmasked_rows(batch):
     """The rows of a batch with the prediction positions restored."""
     tokens, _, _, positions, weights, labels, _ = batch
