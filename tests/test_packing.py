@@ -213,3 +213,24 @@ def test_train_step_counts_packed_pairs_for_the_nsp_mean(examples):
     _, nsp_mean, _ = mean_losses_and_grads(bert(len(vocab)), packed,
                                            len(vocab))
     assert float(nsp) == pytest.approx(nsp_mean, rel=1e-5)
+
+
+def test_a_packed_step_on_two_devices_updates_as_on_one(examples):
+    arrays, vocab = examples
+    packed = [np.array(a) for a in d2l.pack_examples(arrays, vocab, ROW_LEN)]
+    updated = []
+    for devices in ([mx.cpu(0)], [mx.cpu(0), mx.cpu(1)]):
+        net = bert(len(vocab))
+        net.collect_params().reset_ctx(devices)
+        step_loss = d2l.PretrainingLoss(net, d2l.CrossEntropyLoss(),
+                                        len(vocab))
+        trainer = gluon.Trainer(net.collect_params(), 'sgd',
+                                {'learning_rate': 0.1})
+        d2l.train_step(step_loss, trainer, packed, devices)
+        updated.append([p.data(devices[0]).asnumpy()
+                        for p in net.collect_params().values()])
+    initial = [p.data().asnumpy()
+               for p in bert(len(vocab)).collect_params().values()]
+    assert not all(onp.allclose(a, b) for a, b in zip(initial, updated[0]))
+    for one, two in zip(*updated):
+        onp.testing.assert_allclose(two, one, rtol=1e-4, atol=1e-6)
