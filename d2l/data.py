@@ -6,10 +6,10 @@ its extraction, a manifest of the extracted files' SHA-1s and a lock file.
 
 import contextlib
 import errno
-import functools
 import hashlib
 import json
 import os
+import platform
 import re
 import shutil
 import tarfile
@@ -130,11 +130,9 @@ def _file_name(name, url):
 
 @contextlib.contextmanager
 def _locked(folder):
-    """Hold a dataset folder's lock, first removing what killed processes left.
-
-    Yield whether the folder can be written. A read-only folder (a shared or
-    mounted cache) is used as it is, without a lock: no process can change it.
-    """
+    """Hold a folder's lock, removing what killed processes left; yield whether it is writable."""
+    # A read-only folder (a shared or mounted cache) is used as it is, without a
+    # lock: no process can change it.
     lock = filelock.FileLock(os.path.join(folder, '.lock'))
     try:
         os.makedirs(folder, exist_ok=True)
@@ -199,7 +197,7 @@ def _reason(e):
     return str(e) if isinstance(e, DataError) else f'{type(e).__name__}: {e}'
 
 
-def _download_locked(name, urls, sha1, path, writable=True):
+def _download_locked(name, urls, sha1, path, writable):
     """Make path a verified copy of the dataset's file; the caller holds the lock."""
     if os.path.exists(path) and sha1sum(path) == sha1:
         return path
@@ -243,38 +241,40 @@ def _inside(root, member, archive):
     return os.path.join(root, *[p for p in parts if p not in ('', '.')])
 
 
-def _write_files(archive, root, files):
-    """Write (name, declared size, opener) files under root, within MAX_EXTRACTED_BYTES.
-
-    zipfile and tarfile never read past a member's declared size, so checking
-    the declared total bounds what is written.
-    """
-    declared = sum(size for _, size, _ in files)
+def _check_members(archive, members):
+    """Refuse unsafe (name, declared size, is file or folder) members before any is written."""
+    for member, _, plain in members:
+        _inside('', member, archive)
+        if not plain:
+            raise DataError(f'{archive}: refusing the member {member!r}: only regular '
+                            'files and folders are allowed, not links or devices')
+    # zipfile and tarfile never write more than a member's declared size
+    declared = sum(size for _, size, _ in members)
     if declared > MAX_EXTRACTED_BYTES:
         raise DataError(f'{archive}: refusing to expand to {declared} bytes '
                         f'(MAX_EXTRACTED_BYTES is {MAX_EXTRACTED_BYTES})')
-    for member, _, open_member in files:
-        path = _inside(root, member, archive)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open_member() as src, open(path, 'wb') as dst:
-            shutil.copyfileobj(src, dst)
+
+
+def _tar_filter(member, path):
+    """Apply tarfile's 'data' filter, leaving file modes to the umask as for zip members."""
+    return tarfile.data_filter(member, path).replace(mode=None, deep=False)
 
 
 def _extract(archive, root):
-    """Extract the regular files of a zip or tar archive into the folder root."""
+    """Extract the checked members of a zip or tar archive into the new folder root."""
     if archive.endswith('.zip'):
-        with zipfile.ZipFile(archive) as zf:
-            _write_files(archive, root, [(i.filename, i.file_size, functools.partial(zf.open, i))
-                                         for i in zf.infolist() if not i.is_dir()])
+        with zipfile.ZipFile(archive) as zf:  # it writes links as regular files
+            _check_members(archive, [(m.filename, m.file_size, True) for m in zf.infolist()])
+            zf.extractall(root)
         return
+    if not hasattr(tarfile, 'data_filter'):
+        raise DataError(f'{archive}: extracting a tar archive safely needs tarfile.data_filter '
+                        f'(Python 3.8.17, 3.9.17, 3.10.12, 3.11.4 or newer), '
+                        f'not Python {platform.python_version()}')
     with tarfile.open(archive) as tf:
         members = tf.getmembers()
-        odd = [m.name for m in members if not (m.isfile() or m.isdir())]
-        if odd:
-            raise DataError(f'{archive}: refusing the member {odd[0]!r}: only regular '
-                            'files and folders are allowed, not links or devices')
-        _write_files(archive, root, [(m.name, m.size, functools.partial(tf.extractfile, m))
-                                     for m in members if m.isfile()])
+        _check_members(archive, [(m.name, m.size, m.isfile() or m.isdir()) for m in members])
+        tf.extractall(root, members, filter=_tar_filter)
 
 
 def _file_hashes(root):
@@ -283,8 +283,9 @@ def _file_hashes(root):
             for d, _, files in os.walk(root) for f in files}
 
 
-def _extract_locked(archive, sha1, target, manifest, writable=True):
+def _extract_locked(name, archive, sha1, target, writable):
     """Make target a fresh extraction of the verified archive; the caller holds the lock."""
+    manifest = os.path.join(os.path.dirname(target), '.manifest.json')
     try:
         with open(manifest, encoding='utf-8') as f:
             if json.load(f) == {'archive': sha1, 'files': _file_hashes(target)}:
@@ -292,7 +293,7 @@ def _extract_locked(archive, sha1, target, manifest, writable=True):
     except (OSError, ValueError):
         pass  # no manifest yet, or a damaged one: extract again
     if not writable:
-        raise _read_only(os.path.dirname(target), os.path.basename(os.path.dirname(target)))
+        raise _read_only(os.path.dirname(target), name)
     tmp = tempfile.mkdtemp(dir=os.path.dirname(target), prefix=PARTIAL)
     try:
         _extract(archive, tmp)
@@ -315,11 +316,9 @@ def _extract_locked(archive, sha1, target, manifest, writable=True):
 
 
 def download_extract(name, folder=None):
-    """Download and extract a zip/tar archive; return its (sub)directory.
-
-    The extracted files are checked against the SHA-1s recorded when they were
-    extracted and extracted again from the verified archive if they changed.
-    """
+    """Download and extract a zip/tar archive; return its (sub)directory."""
+    # The extracted files are checked against the SHA-1s recorded when they were
+    # extracted and extracted again from the verified archive if they changed.
     urls, sha1 = hub_entry(name)
     base = _file_name(name, urls[0])
     match = ARCHIVE.fullmatch(base)
@@ -329,10 +328,8 @@ def download_extract(name, folder=None):
     dataset = os.path.join(data_dir(), name)
     target = os.path.join(dataset, match.group(1))
     with _locked(dataset) as writable:
-        archive = _download_locked(name, urls, sha1, os.path.join(dataset, base),
-                                   writable)
-        _extract_locked(archive, sha1, target, os.path.join(dataset, '.manifest.json'),
-                        writable)
+        archive = _download_locked(name, urls, sha1, os.path.join(dataset, base), writable)
+        _extract_locked(name, archive, sha1, target, writable)
     path = _inside(target, folder, archive) if folder else target
     if not os.path.isdir(path):
         raise DataError(f'{archive} has no folder {folder!r}')

@@ -1,13 +1,17 @@
 """d2l.data against real loopback HTTP servers, real files and real processes."""
 
+import builtins
 import contextlib
+import errno
 import hashlib
 import http.server
 import io
 import os
 import pathlib
+import re
 import signal
 import socket
+import stat
 import struct
 import subprocess
 import sys
@@ -476,26 +480,66 @@ def test_an_archive_that_understates_its_size_is_refused(www, loopback_server, r
 
 
 @pytest.mark.parametrize('member', ['../evil.txt', 'data/../../evil.txt', '/tmp/evil.txt',
-                                    'C:/evil.txt', '..\\evil.txt'])
-def test_members_that_leave_the_folder_are_refused(www, loopback_server, register, member):
-    make_archive(www / 'slip.zip', {'data/ok.txt': b'ok', member: b'evil'})
-    register('slip', loopback_server(www) + 'slip.zip', sha1sum(www / 'slip.zip'))
-    with pytest.raises(data.DataError, match='refusing the member'):
+                                    'C:/evil.txt', '..\\evil.txt', 'data/../ok.txt'])
+@pytest.mark.parametrize('kind', ['zip', 'tar.gz'])
+def test_members_that_leave_the_folder_are_refused(www, loopback_server, register, member, kind):
+    if kind == 'zip':
+        make_archive(www / 'slip.zip', {'data/ok.txt': b'ok', member: b'evil'})
+    else:
+        (www / 'slip.tar.gz').write_bytes(tar_gz({tarfile.TarInfo('data/ok.txt'): b'ok',
+                                                  tarfile.TarInfo(member): b'evil'}))
+    register('slip', loopback_server(www) + f'slip.{kind}', sha1sum(www / f'slip.{kind}'))
+    with pytest.raises(data.DataError,
+                       match=re.escape(f'slip.{kind}: refusing the member {member!r}')):
         data.download_extract('slip')
-    assert cache_files() == ['slip', 'slip/slip.zip']
+    assert cache_files() == ['slip', f'slip/slip.{kind}']
 
 
-@pytest.mark.parametrize('kind', [tarfile.SYMTYPE, tarfile.LNKTYPE, tarfile.CHRTYPE,
-                                  tarfile.FIFOTYPE])
-def test_tar_links_and_devices_are_refused(www, loopback_server, register, kind):
+@pytest.mark.parametrize('kind, target', [(tarfile.SYMTYPE, '/etc/passwd'),
+                                          (tarfile.SYMTYPE, 'ok.txt'),
+                                          (tarfile.LNKTYPE, '/etc/passwd'),
+                                          (tarfile.LNKTYPE, 'data/ok.txt'),
+                                          (tarfile.CHRTYPE, ''), (tarfile.FIFOTYPE, '')])
+def test_tar_links_and_devices_are_refused(www, loopback_server, register, kind, target):
     link = tarfile.TarInfo('data/link')
-    link.type, link.linkname = kind, '/etc/passwd'
+    link.type, link.linkname = kind, target
     (www / 'links.tar.gz').write_bytes(tar_gz({tarfile.TarInfo('data/ok.txt'): b'ok',
                                                link: None}))
     register('links', loopback_server(www) + 'links.tar.gz', sha1sum(www / 'links.tar.gz'))
     with pytest.raises(data.DataError, match="refusing the member 'data/link'"):
         data.download_extract('links')
     assert cache_files() == ['links', 'links/links.tar.gz']
+
+
+def test_tar_ownership_and_modes_are_not_taken_from_the_archive(www, loopback_server, register):
+    member = tarfile.TarInfo('data/run.sh')
+    member.mode, member.uid, member.gid = 0o4700, 4321, 4321  # setuid, private to 4321
+    (www / 'modes.tar.gz').write_bytes(tar_gz({member: b'#!/bin/sh\n'}))
+    register('modes', loopback_server(www) + 'modes.tar.gz', sha1sum(www / 'modes.tar.gz'))
+    info = (pathlib.Path(data.download_extract('modes', 'data')) / 'run.sh').stat()
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (stat.S_IMODE(info.st_mode), info.st_uid) == (0o666 & ~umask, os.geteuid())
+
+
+def test_a_python_without_tar_filters_says_so(www, loopback_server, register, monkeypatch):
+    monkeypatch.delattr(tarfile, 'data_filter')
+    (www / 'data.tar.gz').write_bytes(tar_gz({tarfile.TarInfo('data/c.txt'): b'gamma'}))
+    register('tgz', loopback_server(www) + 'data.tar.gz', sha1sum(www / 'data.tar.gz'))
+    with pytest.raises(data.DataError, match=r'data.tar.gz: extracting a tar archive safely '
+                       r'needs tarfile.data_filter \(Python 3.8.17, .*not Python 3\.'):
+        data.download_extract('tgz')
+    assert cache_files() == ['tgz', 'tgz/data.tar.gz']
+
+
+def test_zip_links_are_written_as_regular_files(www, loopback_server, register):
+    with zipfile.ZipFile(www / 'links.zip', 'w') as zf:
+        link = zipfile.ZipInfo('data/link')
+        link.external_attr = (stat.S_IFLNK | 0o777) << 16
+        zf.writestr(link, '/etc/passwd')
+    register('links', loopback_server(www) + 'links.zip', sha1sum(www / 'links.zip'))
+    link = pathlib.Path(data.download_extract('links', 'data')) / 'link'
+    assert not link.is_symlink() and link.read_bytes() == b'/etc/passwd'
 
 
 def test_extract_folder_must_exist_inside(www, loopback_server, register):
@@ -593,16 +637,58 @@ def test_an_empty_data_dir_is_refused(monkeypatch, register):
         data.download('good')
 
 
+# A read-only cache. As root, file modes stop no write, so the cache is then
+# bind-mounted read-only, or, where mounting is not allowed (a container), every
+# write under it is made to fail as the kernel would fail it.
+
+WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+
+
 @contextlib.contextmanager
-def read_only(folder):
-    """Make folder read-only: a read-only bind mount as root, else file modes."""
-    if os.geteuid() == 0:
-        subprocess.run(['mount', '--bind', str(folder), str(folder)], check=True)
-        try:
-            subprocess.run(['mount', '-o', 'remount,bind,ro', str(folder)], check=True)
+def refused_writes(folder, error):
+    """Make each write under folder raise OSError(error), as the kernel would."""
+    root = os.path.abspath(folder)
+
+    def guard(func, writes=lambda *args, **kwargs: True):
+        def guarded(path, *args, **kwargs):
+            name = '' if isinstance(path, int) else os.path.abspath(os.fsdecode(path))
+            if (name == root or name.startswith(root + os.sep)) and writes(*args, **kwargs):
+                raise OSError(error, os.strerror(error), name)
+            return func(path, *args, **kwargs)
+        return guarded
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(os, 'open', guard(os.open, lambda flags, *a, **k: flags & WRITE_FLAGS))
+        opened = guard(io.open, lambda mode='r', *a, **k: bool(set(mode) & set('wax+')))
+        patch.setattr(io, 'open', opened)
+        patch.setattr(builtins, 'open', opened)
+        for name in ('mkdir', 'rmdir', 'remove', 'unlink', 'rename', 'replace', 'chmod',
+                     'utime', 'truncate'):
+            patch.setattr(os, name, guard(getattr(os, name)))
+        yield
+
+
+@contextlib.contextmanager
+def read_only_mount(folder):
+    """Bind-mount folder read-only over itself, or refuse its writes with EROFS."""
+    mount = ['mount', '--bind', str(folder), str(folder)]
+    if os.geteuid() != 0 or subprocess.run(mount, capture_output=True).returncode:
+        with refused_writes(folder, errno.EROFS):
             yield
-        finally:
-            subprocess.run(['umount', str(folder)], check=True)
+        return
+    try:
+        subprocess.run(['mount', '-o', 'remount,bind,ro', str(folder)], check=True)
+        yield
+    finally:
+        subprocess.run(['umount', str(folder)], check=True)
+
+
+@contextlib.contextmanager
+def without_write_permission(folder):
+    """Clear the write bits under folder, or, as root, refuse its writes with EACCES."""
+    if os.geteuid() == 0:
+        with refused_writes(folder, errno.EACCES):
+            yield
         return
     modes = {p: p.stat().st_mode for p in [folder, *folder.rglob('*')]}
     for p in modes:
@@ -614,30 +700,62 @@ def read_only(folder):
             p.chmod(mode)
 
 
-def test_a_populated_read_only_cache_is_used(www, loopback_server, register):
+def tree(folder):
+    """Every path under folder with its size and modification time."""
+    return sorted((str(p), p.lstat().st_size, p.lstat().st_mtime_ns) for p in folder.rglob('*'))
+
+
+@pytest.fixture(params=['read-only file system', 'no write permission'])
+def read_only(request):
+    """Return a context manager that makes a folder read-only and checks nothing changed."""
+    make = read_only_mount if request.param == 'read-only file system' \
+        else without_write_permission
+
+    @contextlib.contextmanager
+    def read_only(folder):
+        before = tree(folder)
+        with make(folder):
+            with pytest.raises(OSError):  # it really is read-only
+                (folder / 'probe').write_bytes(b'')
+            yield
+        assert tree(folder) == before
+    return read_only
+
+
+def test_a_populated_read_only_cache_is_used(www, loopback_server, register, read_only):
     register('data', loopback_server(www) + 'data.zip', sha1sum(www / 'data.zip'))
     folder = pathlib.Path(data.download_extract('data', 'data'))
     path = data.download('data')
     (www / 'data.zip').unlink()  # nothing could be downloaded again
     with read_only(cache()):
-        with pytest.raises(OSError):  # it really is read-only
-            (cache() / 'probe').write_bytes(b'')
         assert pathlib.Path(data.download_extract('data', 'data')) == folder
         assert data.download('data') == path
         assert (folder / 'a.txt').read_bytes() == b'alpha'
 
 
-@pytest.mark.parametrize('populated', ['nothing', 'a folder without the dataset'])
-def test_an_empty_read_only_cache_says_what_to_do(www, loopback_server, register,
-                                                  populated):
+@pytest.mark.parametrize('populated', ['no cache folder', 'nothing', 'a folder without the dataset',
+                                       'the archive alone', 'a changed extraction'])
+def test_an_empty_or_incomplete_read_only_cache_says_what_to_do(
+        www, loopback_server, register, read_only, tmp_path, monkeypatch, populated):
     register('data', loopback_server(www) + 'data.zip', sha1sum(www / 'data.zip'))
-    cache().mkdir(parents=True)
-    if populated != 'nothing':
+    shared = tmp_path / 'shared'
+    monkeypatch.setenv('D2L_DATA_DIR', str(shared / 'cache'))
+    shared.mkdir()
+    if populated != 'no cache folder':
+        cache().mkdir()
+    if populated == 'a folder without the dataset':
         (cache() / 'data').mkdir()
-    with read_only(cache()):
-        for call in (lambda: data.download_extract('data', 'data'),
-                     lambda: data.download('data')):
+    if populated == 'the archive alone':
+        data.download('data')
+    if populated == 'a changed extraction':
+        (pathlib.Path(data.download_extract('data', 'data')) / 'a.txt').write_bytes(b'?')
+    has_archive = populated in ('the archive alone', 'a changed extraction')
+    with read_only(shared):
+        calls = [lambda: data.download_extract('data', 'data')]
+        for call in calls if has_archive else calls + [lambda: data.download('data')]:
             with pytest.raises(data.DataError, match=(
                     f'the dataset cache {cache() / "data"} cannot be written and does '
                     "not hold a verified copy of 'data': point D2L_DATA_DIR at a")):
                 call()
+        if has_archive:  # the verified archive alone is still served
+            assert data.download('data') == str(cache() / 'data' / 'data.zip')
