@@ -1,9 +1,9 @@
 """Throughput and communication of parameter-server jobs of 1, 2 and 4 workers.
 
 Each job runs on this machine: a scheduler, one server and N workers, all
-separate processes talking over TCP on 127.0.0.1 (``d2l.run_job``). Every
-worker trains the chapter's BERT (2 layers, 128 hidden units, dropout 0.2)
-on its own shard of the text with the library's ``train_job_step``,
+separate processes talking over TCP on 127.0.0.1 (``d2l.launch.run_job``). Every
+worker trains the chapter's BERT (``d2l.SMALL_BERT``) on its own shard of
+the text with the library's ``train_step`` given the job's totals,
 ``--batch-per-worker`` pairs of at most 64 tokens per step (so the job's batch
 grows with N). After ``--warmup`` steps, worker 0 times ``--steps`` steps:
 the job's sentence pairs per second. Then every worker times ``--rounds``
@@ -43,29 +43,26 @@ def worker(data_dir, out, batch_size, warmup, steps, rounds, distributed):
     from mxnet import npx
 
     from d2l import mxnet as d2l
-    kv = mx.kv.create('dist_sync') if distributed else None
-    rank, num_workers = (kv.rank, kv.num_workers) if kv else (0, 1)
+    worker = d2l.Worker('dist_sync' if distributed else None)
+    kv, rank, num_workers = worker.kv, worker.rank, worker.num_workers
     paragraphs = d2l.read_wiki(data_dir)
-    vocab = d2l.Vocab(d2l.tokenize([s for p in paragraphs for s in p]),
-                      min_freq=5, reserved_tokens=d2l.BERT_RESERVED_TOKENS)
-    devices = [npx.cpu()]
+    vocab = d2l.wiki_vocab(d2l.tokenize([s for p in paragraphs for s in p]))
+    devices = worker.devices
     mx.random.seed(0)
     net = d2l.small_bert(len(vocab), MAX_LEN, devices)
-    trainer = d2l.job_trainer(net, kv)
-    step_loss = d2l.PretrainingLoss(net, d2l.CrossEntropyLoss(), len(vocab))
-    step_loss.hybridize(static_alloc=True, static_shape=True)
+    step_loss, trainer = d2l.job_pretraining_step(net, len(vocab), kv)
     batches = d2l.worker_batches(paragraphs[rank::num_workers], vocab, MAX_LEN,
                                  batch_size, 0, rank)
-    job_sum = d2l.JobSum(kv)
     batches = [next(batches)[2] for _ in range(warmup + steps)]  # built ahead
     for i, batch in enumerate(batches):
         if i == warmup:
             npx.waitall()
             start = time.time()
-        d2l.train_job_step(step_loss, trainer, batch, devices, job_sum)
+        d2l.train_step(step_loss, trainer, batch, devices,
+                       worker.sum(d2l.batch_totals(batch)))
     npx.waitall()
     seconds = time.time() - start
-    pairs = job_sum([sum(len(b[0]) for b in batches[warmup:])])[0]
+    pairs = worker.sum([sum(len(b[0]) for b in batches[warmup:])])[0]
     exchanges = []
     for _ in range(rounds if kv else 0):
         start = time.time()
@@ -98,7 +95,7 @@ def main():
         worker(data_dir, out, args.batch_per_worker, args.warmup, args.steps,
                args.rounds, distributed == '1')
         return
-    from d2l import mxnet as d2l
+    from d2l import launch
     with tempfile.TemporaryDirectory() as tmp:
         write_train_file(default_text(), tmp)
         print(f'{"workers":>7} {"pairs/s":>8} {"s/step":>7} '
@@ -110,7 +107,7 @@ def main():
                        str(args.batch_per_worker), '--warmup', str(args.warmup),
                        '--steps', str(args.steps), '--rounds', str(args.rounds)]
             if n:
-                d2l.run_job(command, n, 1, args.port)
+                launch.run_job(command, n, 1, args.port)
             else:
                 subprocess.run(command, check=True)
             r = json.loads(out.read_text())

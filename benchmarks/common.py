@@ -12,7 +12,8 @@ PYTHONS = {'ours': ROOT / '.venv' / 'bin' / 'python',
            'd2l 0.17.6': ROOT / 'benchmarks' / '.venv-d2l0176' / 'bin'
            / 'python'}
 DATA = ROOT / 'tests' / 'data'
-# The chapter's pretraining configuration.
+# d2l 0.17.6's pretraining configuration: the sizes of the chapter's
+# d2l.SMALL_BERT (tests/test_library.py checks it), with its dropout of 0.2.
 MAX_LEN, BATCH_SIZE = 64, 512
 CONFIG = dict(num_hiddens=128, ffn_num_hiddens=256, num_heads=2,
               num_layers=2, dropout=0.2)
@@ -72,9 +73,7 @@ def run_worker(name, script, worker_args, threads=None, env=None):
 
 def our_train_step(d2l, net, vocab_size, devices):
     """Return train_step of the library's hybridized PretrainingLoss with Adam."""
-    from mxnet import gluon
-    step_loss = d2l.PretrainingLoss(net, d2l.CrossEntropyLoss(), vocab_size)
-    step_loss.hybridize(static_alloc=True, static_shape=True)
-    trainer = gluon.Trainer(net.collect_params(), 'adam',
-                            {'learning_rate': 1e-3})
+    step_loss, trainer = d2l.pretraining_step(
+        net, d2l.CrossEntropyLoss(), vocab_size,
+        optimizer_params={'learning_rate': 1e-3})
     return lambda batch: d2l.train_step(step_loss, trainer, batch, devices)

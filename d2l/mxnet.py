@@ -4,22 +4,15 @@ Everything below the banner is written by ``d2lbook build lib`` from the
 notebook cells marked ``#@save``: edit the notebooks, not this file.
 """
 
-import codecs
 import collections
-import ctypes
 import io
 import json
 import math
 import os
 import re
-import shlex
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 import mxnet as mx
@@ -520,6 +513,9 @@ class BERTModel(nn.HybridBlock):
                      else self.mlm(encoded_X, pred_positions))  # (B, P, V)
         return encoded_X, mlm_Y_hat, self.nsp(cls_X)
 
+SMALL_BERT = {'num_hiddens': 128, 'ffn_num_hiddens': 256, 'num_heads': 2,
+              'num_layers': 2, 'dropout': 0.0}
+
 d2l.DATA_HUB['wikitext-2'] = (
     ('https://wikitext.smerity.com/wikitext-2-v1.zip',),
     '3c914d17d80b1459be871a5039ac23e752a53cbe')
@@ -646,26 +642,33 @@ def mask_tokens(tokens, valid_lens, vocab):
     return (masked, pred_positions.astype(onp.int32),
             in_use.astype(onp.float32), mlm_labels)
 
+def wiki_vocab(sentences):
+    """The vocabulary of tokenized sentences: the words seen 5 times or more.
+
+    Defined in :numref:`sec_bert-dataset`"""
+    vocab = d2l.Vocab(sentences, min_freq=5,
+                      reserved_tokens=BERT_RESERVED_TOKENS)
+    if len(vocab) <= 1 + len(BERT_RESERVED_TOKENS):
+        raise ValueError('no word occurs 5 times or more in the text: '
+                         'the vocabulary would hold special tokens only')
+    return vocab
+
 class WikiTextDataset(gluon.data.Dataset):
     """Masked language modeling and next sentence prediction examples.
 
     Defined in :numref:`sec_bert-dataset`"""
     def __init__(self, paragraphs, max_len, vocab=None, progress=True):
-        progress = tqdm(total=3, desc='Building BERT examples',
-                        disable=not progress)
+        bar = tqdm(total=3, desc='Building BERT examples',
+                   disable=not progress)
         sentences = d2l.tokenize([s for p in paragraphs for s in p])
-        self.vocab = vocab or d2l.Vocab(
-            sentences, min_freq=5, reserved_tokens=BERT_RESERVED_TOKENS)
-        if len(self.vocab) <= 1 + len(BERT_RESERVED_TOKENS):
-            raise ValueError('no word occurs 5 times or more in the text: '
-                             'the vocabulary would hold special tokens only')
-        progress.update()
+        self.vocab = vocab or wiki_vocab(sentences)
+        bar.update()
         self.ids, self.starts = index_sentences(sentences, self.vocab)
         self.num_sentences, self.max_len = [len(p) for p in paragraphs], max_len
-        progress.update()
+        bar.update()
         self.draw()
-        progress.update()
-        progress.close()
+        bar.update()
+        bar.close()
 
     def draw(self):
         """Draw new sentence pairs and new masks: the examples of an epoch."""
@@ -841,15 +844,12 @@ def mlm_nsp_losses(net, loss, vocab_size, tokens, segments, valid_lens,
     mlm_l = mlm_l.sum() / (mlm_weights.sum() + 1e-8)
     return mlm_l, loss(nsp_Y_hat, nsp_labels).mean()
 
-SMALL_BERT = {'num_hiddens': 128, 'ffn_num_hiddens': 256, 'num_heads': 2,
-              'num_layers': 2, 'dropout': 0.0}
-
 def small_bert(vocab_size, max_len, devices, **changes):
     """The chapter's small BERT (SMALL_BERT, with changes) on devices.
 
     Defined in :numref:`sec_bert-pretraining`"""
     net = d2l.BERTModel(vocab_size, max_len=max_len,
-                        **{**SMALL_BERT, **changes})
+                        **{**d2l.SMALL_BERT, **changes})
     net.initialize(init.Xavier(), ctx=devices)
     x = np.zeros((1, 4), dtype='int32', ctx=devices[0])
     net(x, x, np.array([4.0], ctx=devices[0]), x[:, :1])  # infer the shapes
@@ -890,21 +890,35 @@ def split_batch(batch, devices):
     weights = [1.0] * num_used + [0.0] * (len(devices) - num_used)
     return list(zip(*parts)), weights
 
-def train_step(step_loss, trainer, batch, devices):
+def batch_totals(batch):
+    """The real prediction slots W and the sentence pairs N of a batch.
+
+    Defined in :numref:`sec_bert-pretraining`"""
+    return float(batch[4].asnumpy().sum()), d2l.count_pairs(batch)
+
+def train_step(step_loss, trainer, batch, devices, totals=None):
     """Update the parameters on one batch; return its losses as arrays.
 
     Defined in :numref:`sec_bert-pretraining`"""
     shards, weights = split_batch(batch, devices)
-    num_slots = float(batch[4].asnumpy().sum()) + 1e-8  # W, from mlm_weights
-    num_pairs = d2l.count_pairs(batch)                  # N
+    num_slots, num_pairs = batch_totals(batch) if totals is None else totals
     with autograd.record():
         sums = [step_loss(*shard) for shard in shards]
-        terms = [(w * mlm / num_slots, w * nsp / num_pairs)
-                 for w, (mlm, nsp) in zip(weights, sums)]
-        shard_losses = [mlm + nsp for mlm, nsp in terms]
+        losses = [(w * mlm / (num_slots + 1e-8), w * nsp / num_pairs)
+                  for w, (mlm, nsp) in zip(weights, sums)]
+        shard_losses = [mlm + nsp for mlm, nsp in losses]
     autograd.backward(shard_losses)
     trainer.step(1)
-    return terms
+    return losses
+
+def pretraining_step(net, loss, vocab_size, optimizer='adam', **trainer_args):
+    """Return the hybridized PretrainingLoss of net and a trainer of net.
+
+    Defined in :numref:`sec_bert-pretraining`"""
+    step_loss = PretrainingLoss(net, loss, vocab_size)
+    step_loss.hybridize(static_alloc=True, static_shape=True)
+    return step_loss, gluon.Trainer(net.collect_params(), optimizer,
+                                    **trainer_args)
 
 def unigram_baselines(train_dataset, held_out_dataset):
     """Held-out MLM cross-entropy and accuracy of guessing by frequency.
@@ -954,6 +968,15 @@ def learning_rate(step, num_steps, peak_lr, warmup):
         return peak_lr * step / num_warmup
     return peak_lr * (num_steps + 1 - step) / (num_steps + 1 - num_warmup)
 
+def report_pretraining(losses, num_pairs, seconds, where):
+    """Print the mean losses of the last ten steps and the pairs per second.
+
+    Defined in :numref:`sec_bert-pretraining`"""
+    mlm_l, nsp_l = onp.mean(losses[-10:], axis=0)
+    print(f'MLM loss {mlm_l:.3f}, NSP loss {nsp_l:.3f}')
+    if num_pairs:
+        print(f'{num_pairs / seconds:.1f} sentence pairs/sec on {where}')
+
 def endless_batches(data_iter, num_steps):
     """Yield num_steps batches, going through the data as often as needed.
 
@@ -974,16 +997,14 @@ def train_bert(train_iter, net, loss, vocab_size, devices, num_steps, lr,
     """Pretrain BERT on all devices; plot the losses; return held-out scores.
 
     Defined in :numref:`sec_bert-pretraining`"""
-    step_loss = PretrainingLoss(net, loss, vocab_size)
-    step_loss.hybridize(static_alloc=True, static_shape=True)
-    trainer = gluon.Trainer(net.collect_params(), 'adam')
+    step_loss, trainer = pretraining_step(net, loss, vocab_size)
     plot = d2l.Animator(xlabel='step', ylabel='loss', xlim=[1, num_steps],
                         legend=['MLM', 'NSP', 'held-out MLM'])
     history, scores, num_pairs = [], [], 0
     for step, batch in enumerate(endless_batches(train_iter, num_steps), 1):
         trainer.set_learning_rate(learning_rate(step, num_steps, lr, warmup))
-        terms = train_step(step_loss, trainer, batch, devices)
-        history.append([sum(float(x) for x in t) for t in zip(*terms)])
+        losses = train_step(step_loss, trainer, batch, devices)
+        history.append([sum(float(x) for x in t) for t in zip(*losses)])
         plot.add(step, history[-1])
         if step == 1:  # the first step also compiles: time the others
             npx.waitall()
@@ -1001,11 +1022,7 @@ def train_bert(train_iter, net, loss, vocab_size, devices, num_steps, lr,
     npx.waitall()
     timer.stop()
     step_loss.hybridize(False)  # free the graph's static memory
-    mlm_l, nsp_l = onp.mean(history[-10:], axis=0)
-    print(f'MLM loss {mlm_l:.3f}, NSP loss {nsp_l:.3f}')
-    if num_pairs:
-        print(f'{num_pairs / sum(timer.laps):.1f} sentence pairs/sec on '
-              f'{devices}')
+    report_pretraining(history, num_pairs, sum(timer.laps), devices)
     return scores
 
 def num_pretraining_steps():
@@ -1099,7 +1116,7 @@ def pretrained_bert(devices):
         save_bert(directory, net, vocab)
     return load_bert(directory, devices)
 
-class JobSum:
+class SumOverWorkers:
     """Add small arrays over a job's workers through its kvstore."""
     def __init__(self, kv):
         """Defined in :numref:`sec_bert-distributed`"""
@@ -1116,18 +1133,22 @@ class JobSum:
         self.kv.pushpull(self.keys[values.shape], out, out=out)
         return out.asnumpy().astype(onp.float64)
 
-def train_job_step(step_loss, trainer, batch, devices, job_sum):
-    """Run train_step on a worker's part of a batch, normalized by the job's totals.
+class Worker:
+    """This process's place in a job: its kvstore, rank and devices."""
+    def __init__(self, kvstore=None, gpus=(), cpus=1):
+        """Defined in :numref:`sec_bert-distributed`"""
+        self.kv = mx.kv.create(kvstore) if kvstore else None
+        self.rank, self.num_workers = ((self.kv.rank, self.kv.num_workers)
+                                       if self.kv else (0, 1))
+        self.devices = ([npx.gpu(i) for i in gpus] if gpus
+                        else [npx.cpu(i) for i in range(cpus)])
+        self.sum = SumOverWorkers(self.kv)
+
+def worker_share(batch_size, rank, num_workers):
+    """The pairs (or rows) of each batch that worker rank of num_workers computes.
 
     Defined in :numref:`sec_bert-distributed`"""
-    own = onp.array([float(batch[4].asnumpy().sum()) + 1e-8,  # mlm_weights
-                     d2l.count_pairs(batch)])
-    mlm_scale, nsp_scale = own / job_sum(own)  # (W_r / W, N_r / N)
-
-    def job_share(*shard):  # train_step divides by W_r and N_r again
-        mlm_sum, nsp_sum = step_loss(*shard)
-        return mlm_sum * mlm_scale, nsp_sum * nsp_scale
-    return d2l.train_step(job_share, trainer, batch, devices)
+    return batch_size // num_workers + (rank < batch_size % num_workers)
 
 def worker_batches(shard, vocab, max_len, batch_size, seed, rank,
                    start=(0, 0), packed=False):
@@ -1148,123 +1169,6 @@ def worker_batches(shard, vocab, max_len, batch_size, seed, rank,
             rows = order[i * size:(i + 1) * size]
             yield epoch, i + 1, [np.array(a[rows]) for a in arrays]
         epoch, index = epoch + 1, 0
-
-class JobError(RuntimeError):
-    """A process of a distributed job failed, and the job was stopped.
-
-    Defined in :numref:`sec_bert-distributed`"""
-
-def job_processes(command, num_workers, num_servers, port, hosts=None):
-    """Return (name, argv, env) of a job's scheduler, servers and workers.
-
-    Defined in :numref:`sec_bert-distributed`"""
-    machines = hosts or ['127.0.0.1']
-    roles = ([('scheduler', 'scheduler', machines[0])]
-             + [(f'server {i}', 'server', machines[i % len(machines)])
-                for i in range(num_servers)]
-             + [(f'worker {i}', 'worker', machines[i % len(machines)])
-                for i in range(num_workers)])
-    shared = {'DMLC_PS_ROOT_URI': machines[0], 'DMLC_PS_ROOT_PORT': str(port),
-              'DMLC_NUM_SERVER': str(num_servers),
-              'DMLC_NUM_WORKER': str(num_workers)}
-    processes = []
-    for name, role, host in roles:
-        env = {**shared, 'DMLC_ROLE': role, 'DMLC_NODE_HOST': host}
-        # servers and the scheduler serve from inside `import mxnet`
-        argv = command if role == 'worker' else [command[0], '-c',
-                                                 'import mxnet']
-        if hosts is not None:  # run it there, in this directory
-            exports = ' '.join(f'{k}={shlex.quote(v)}' for k, v in env.items())
-            argv = ['ssh', '-o', 'BatchMode=yes', '-tt', host,
-                    f'cd {shlex.quote(os.getcwd())} && env {exports} '
-                    f'{shlex.join(argv)}']
-        processes.append((name, argv, env))
-    return processes
-
-def check_port_free(port, host='127.0.0.1'):
-    """Raise JobError if something on host already listens on port.
-
-    Defined in :numref:`sec_bert-distributed`"""
-    with socket.socket() as s:
-        # as the scheduler does: connections of an earlier job that are
-        # still closing do not count, a socket that listens does
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-            s.listen()
-        except OSError as e:
-            raise JobError(f'port {port} on {host} is already in use ({e}); '
-                           'choose another port for the scheduler') from e
-
-def end_with_launcher():
-    """Have Linux send this process SIGTERM when its parent dies.
-
-    Defined in :numref:`sec_bert-distributed`"""
-    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # 1 is PR_SET_PDEATHSIG
-
-def run_job(command, num_workers, num_servers=1, port=9091, hosts=None,
-            grace=5):
-    """Run a parameter-server job; stop every process if one of them fails.
-
-    Defined in :numref:`sec_bert-distributed`"""
-    if hosts is None:
-        check_port_free(port)
-    running, tails = [], {}
-
-    def relay(name, stream, out):  # forward output as it comes, keep its end
-        decoder = codecs.getincrementaldecoder('utf-8')(errors='replace')
-        while chunk := os.read(stream.fileno(), 4096):
-            text = decoder.decode(chunk)
-            tails[name] = (tails[name] + text)[-3000:]
-            out.write(text)
-            out.flush()
-
-    def stop_all():
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            for _, p in running:
-                if p.poll() is None:
-                    os.killpg(p.pid, sig)  # it and the processes it started
-            deadline = time.time() + grace
-            while time.time() < deadline and any(p.poll() is None
-                                                 for _, p in running):
-                time.sleep(0.1)
-
-    try:
-        for name, argv, env in job_processes(command, num_workers,
-                                             num_servers, port, hosts):
-            p = subprocess.Popen(argv, env={**os.environ, **env},
-                                 stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE,
-                                 start_new_session=True,
-                                 preexec_fn=end_with_launcher)
-            running.append((name, p))
-            tails[name] = ''
-            for stream, out in ((p.stdout, sys.stdout), (p.stderr, sys.stderr)):
-                threading.Thread(target=relay, args=(name, stream, out),
-                                 daemon=True).start()
-        workers = [p for name, p in running if name.startswith('worker')]
-        while any(p.poll() is None for p in workers):
-            for name, p in running:
-                code = p.poll()
-                if code:  # a nonzero exit code or, if negative, a signal
-                    time.sleep(0.5)  # let its last words arrive
-                    cause = (f'was killed by signal {-code}' if code < 0
-                             else f'exited with code {code}')
-                    raise JobError(f'{name} (pid {p.pid}) {cause}; stopped '
-                                   'the job. The end of its output:\n'
-                                   + tails[name])
-            time.sleep(0.2)
-        for name, p in running:  # the servers end when the workers are done
-            try:
-                p.wait(30)
-            except subprocess.TimeoutExpired:
-                raise JobError(f'{name} (pid {p.pid}) did not end after the '
-                               'workers finished') from None
-            if p.returncode:
-                raise JobError(f'{name} (pid {p.pid}) exited with code '
-                               f'{p.returncode}')
-    finally:
-        stop_all()
 
 def save_checkpoint(directory, net, trainer, state):
     """Write a checkpoint into directory atomically; return its path.
@@ -1301,66 +1205,56 @@ def read_checkpoint(directory):
         raise ValueError(f'{directory}: no checkpoint written by '
                          f'save_checkpoint ({type(e).__name__}: {e})') from e
 
-def job_trainer(net, kv, optimizer='adam', lr=1e-3):
-    """Return a trainer whose kvstore only adds gradients; each worker updates.
+def restore_checkpoint(directory, config, net, trainer, devices):
+    """Load the newest checkpoint of a run with config; return its state.
 
     Defined in :numref:`sec_bert-distributed`"""
-    trainer = gluon.Trainer(net.collect_params(), optimizer,
-                            dict(learning_rate=lr),
-                            kvstore=kv if kv else 'device',
-                            update_on_kvstore=False if kv else None)
+    path, state = read_checkpoint(directory)
+    if state['config'] != config:
+        raise ValueError(f'{path}: written by a run with '
+                         f'{state["config"]}, not {config}')
+    net.load_parameters(os.path.join(path, 'bert.params'), ctx=devices)
+    trainer.load_states(os.path.join(path, 'trainer.states'))
+    return state
+
+def job_pretraining_step(net, vocab_size, kv, optimizer='adam', lr=1e-3):
+    """A worker's pretraining step: its kvstore only adds, the worker updates.
+
+    Defined in :numref:`sec_bert-distributed`"""
+    step_loss, trainer = d2l.pretraining_step(
+        net, d2l.CrossEntropyLoss(), vocab_size, optimizer,
+        optimizer_params={'learning_rate': lr},
+        kvstore=kv if kv else 'device', update_on_kvstore=False if kv else None)
     if kv:  # copy worker 0's parameters now, not in the first step
         trainer._init_kvstore()
         trainer._init_params()
-    return trainer
+    return step_loss, trainer
 
-def pretrain_bert(steps, batch_size, max_len, lr, warmup, seed=0,
-                  dropout=0.0, packed=False, gpus=(), cpus=1, kvstore=None,
-                  checkpoint_dir=None, checkpoint_every=0, resume=None,
-                  save_dir=None, progress=False):
-    """Pretrain the chapter's BERT alone or as a job's worker; return all losses.
+def dropout_seed(seed, rank, step):
+    """The seed of the dropout masks of one worker's step.
 
     Defined in :numref:`sec_bert-distributed`"""
-    kv = mx.kv.create(kvstore) if kvstore else None
-    rank, num_workers = (kv.rank, kv.num_workers) if kv else (0, 1)
-    job_sum = JobSum(kv)
-    devices = ([npx.gpu(i) for i in gpus] if gpus
-               else [npx.cpu(i) for i in range(cpus)])
-    paragraphs = d2l.read_wiki(d2l.download_wiki())
-    vocab = d2l.Vocab(d2l.tokenize([s for p in paragraphs for s in p]),
-                      min_freq=5, reserved_tokens=d2l.BERT_RESERVED_TOKENS)
-    config = dict(steps=steps, batch_size=batch_size, max_len=max_len,
-                  lr=lr, warmup=warmup, seed=seed, packed=packed,
-                  num_workers=num_workers, vocab_size=len(vocab))
-    mx.random.seed(seed)
-    net = d2l.small_bert(len(vocab), max_len, devices, dropout=dropout)
-    trainer = job_trainer(net, kv, 'adam', lr)
-    state = {'step': 0, 'positions': [[0, 0]] * num_workers, 'losses': []}
-    if resume:
-        path, state = read_checkpoint(resume)
-        if state['config'] != config:
-            raise ValueError(f'{path}: written by a run with '
-                             f'{state["config"]}, not {config}')
-        net.load_parameters(os.path.join(path, 'bert.params'), ctx=devices)
-        trainer.load_states(os.path.join(path, 'trainer.states'))
-    # worker r reads paragraphs r, r + n, ... and computes its share of a batch
-    batches = worker_batches(paragraphs[rank::num_workers], vocab, max_len,
-                             batch_size // num_workers
-                             + (rank < batch_size % num_workers),
-                             seed, rank, state['positions'][rank], packed)
-    step_loss = d2l.PretrainingLoss(net, d2l.CrossEntropyLoss(),
-                                    len(vocab))
-    step_loss.hybridize(static_alloc=True, static_shape=True)
-    losses, num_pairs, timer = state['losses'], 0, None
+    return int(onp.random.SeedSequence([seed, rank, step]).generate_state(1)[0])
+
+def pretraining_loop(worker, step_loss, trainer, batches, state, save,
+                     checkpoint_every=0, progress=False):
+    """Train from the state's step to its last; return the pairs and seconds.
+
+    Defined in :numref:`sec_bert-distributed`"""
+    config, losses, num_pairs, timer = state['config'], state['losses'], 0, None
+    steps = config['steps']
     bar = tqdm(total=steps, initial=state['step'], desc='pretraining',
-               disable=not progress or rank != 0)
+               disable=not progress or worker.rank != 0)
     for step in range(state['step'] + 1, steps + 1):
-        mx.random.seed(seed * 1_000_003 + rank * 10_007 + step)  # dropout
+        mx.random.seed(dropout_seed(config['seed'], worker.rank, step))
         *position, batch = next(batches)
-        trainer.set_learning_rate(d2l.learning_rate(step, steps, lr, warmup))
-        terms = train_job_step(step_loss, trainer, batch, devices, job_sum)
-        losses.append(job_sum([sum(float(x) for x in t)  # the batch's losses
-                               for t in zip(*terms)]).tolist())
+        trainer.set_learning_rate(d2l.learning_rate(
+            step, steps, config['lr'], config['warmup']))
+        totals = worker.sum(d2l.batch_totals(batch))  # W and N of the job
+        shares = d2l.train_step(step_loss, trainer, batch, worker.devices,
+                                totals)
+        losses.append(worker.sum([sum(float(x) for x in share)
+                                  for share in zip(*shares)]).tolist())
         bar.update()
         bar.set_postfix(mlm=f'{losses[-1][0]:.3f}', nsp=f'{losses[-1][1]:.3f}')
         if timer is None:  # the first step also compiles; time the others
@@ -1369,36 +1263,53 @@ def pretrain_bert(steps, batch_size, max_len, lr, warmup, seed=0,
         else:
             num_pairs += d2l.count_pairs(batch)
         if step == steps or checkpoint_every and step % checkpoint_every == 0:
-            positions = onp.zeros((num_workers, 2))
-            positions[rank] = position
-            state = {'step': step, 'losses': losses, 'config': config,
-                     'positions': job_sum(positions).astype(int).tolist()}
-            if checkpoint_dir and rank == 0:
-                save_checkpoint(checkpoint_dir, net, trainer, state)
+            positions = onp.zeros((worker.num_workers, 2))
+            positions[worker.rank] = position
+            save({'step': step, 'losses': losses, 'config': config,
+                  'positions': worker.sum(positions).astype(int).tolist()})
     bar.close()
-    if save_dir and rank == 0:
-        d2l.save_bert(save_dir, net, vocab)
     npx.waitall()
-    seconds = timer.stop() if timer else 0
-    num_pairs = job_sum([num_pairs])[0]
-    if rank == 0 and losses:
-        mlm_l, nsp_l = onp.mean(losses[-10:], axis=0)
-        print(f'MLM loss {mlm_l:.3f}, NSP loss {nsp_l:.3f}')
-        if num_pairs:
-            print(f'{num_pairs / seconds:.1f} sentence pairs/sec on '
-                  f'{num_workers} worker(s), each on {devices}')
-    return losses
+    return worker.sum([num_pairs])[0], timer.stop() if timer else 0
 
-def pretrain_bert_job(num_workers, num_servers=1, port=9091, hosts=None,
-                      **kwargs):
-    """Run pretrain_bert in num_workers processes with parameter servers.
+def pretrain_bert(steps, batch_size, max_len, lr, warmup, seed=0,
+                  dropout=0.0, packed=False, gpus=(), cpus=1, kvstore=None,
+                  checkpoint_dir=None, checkpoint_every=0, resume=None,
+                  save_dir=None, progress=False):
+    """Pretrain the chapter's BERT alone or as a job's worker; return all losses.
 
     Defined in :numref:`sec_bert-distributed`"""
-    code = ('import json, sys; from d2l import mxnet as d2l; '
-            'd2l.pretrain_bert(**json.loads(sys.argv[1]))')
-    kwargs = json.dumps({**kwargs, 'kvstore': 'dist_sync'})
-    run_job([sys.executable, '-c', code, kwargs], num_workers, num_servers,
-            port, hosts)
+    worker = Worker(kvstore, gpus, cpus)
+    rank, num_workers = worker.rank, worker.num_workers
+    paragraphs = d2l.read_wiki(d2l.download_wiki())
+    vocab = d2l.wiki_vocab(d2l.tokenize([s for p in paragraphs for s in p]))
+    config = dict(steps=steps, batch_size=batch_size, max_len=max_len,
+                  lr=lr, warmup=warmup, seed=seed, packed=packed,
+                  num_workers=num_workers, vocab_size=len(vocab))
+    mx.random.seed(seed)
+    net = d2l.small_bert(len(vocab), max_len, worker.devices, dropout=dropout)
+    step_loss, trainer = job_pretraining_step(net, len(vocab), worker.kv,
+                                              'adam', lr)
+    state = (restore_checkpoint(resume, config, net, trainer, worker.devices)
+             if resume else {'step': 0, 'positions': [[0, 0]] * num_workers,
+                             'losses': [], 'config': config})
+    # worker r reads paragraphs r, r + n, ... and computes its share of a batch
+    batches = worker_batches(paragraphs[rank::num_workers], vocab, max_len,
+                             worker_share(batch_size, rank, num_workers),
+                             seed, rank, state['positions'][rank], packed)
+
+    def save(state):
+        if checkpoint_dir and rank == 0:
+            save_checkpoint(checkpoint_dir, net, trainer, state)
+    num_pairs, seconds = pretraining_loop(worker, step_loss, trainer, batches,
+                                          state, save, checkpoint_every,
+                                          progress)
+    if rank == 0 and save_dir:
+        d2l.save_bert(save_dir, net, vocab)
+    if rank == 0 and state['losses']:
+        d2l.report_pretraining(state['losses'], num_pairs, seconds,
+                               f'{num_workers} worker(s), each on '
+                               f'{worker.devices}')
+    return state['losses']
 
 # This SHA-1 is the one the d2l project registers for this URL; it could not
 # be checked against the archive when this section was written (no access).

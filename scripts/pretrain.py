@@ -7,13 +7,22 @@ One process on this machine's devices, with the book's recipe
 
 A parameter-server job (a scheduler, M servers, N workers) on this machine,
 or on the machines listed in a hosts file (one name per line, started with
-ssh in this directory, which each machine must hold at the same path):
+ssh in this directory, which each machine must hold at the same path); the
+job ends as a whole when one of its processes fails:
 
     python scripts/pretrain.py --workers 2 --servers 1 --steps 1000
     python scripts/pretrain.py --hosts hosts.txt --workers 4 --servers 2
 
-The training is the library's (`d2l.pretrain_bert`, `d2l.train_job_step`),
-described in chapter_bert/bert-distributed.md.
+This file is also the program of every process of the job: a process whose
+environment has DMLC_ROLE is one (servers and the scheduler serve inside
+`import mxnet` and never return from it), so MXNet's own launcher can start
+it too, for example through MPI (see scripts/launch.py):
+
+    python scripts/launch.py -n 4 -s 2 -H hosts.txt --launcher mpi \
+        python scripts/pretrain.py --steps 1000
+
+The training is the library's (`d2l.pretrain_bert`), described in
+chapter_bert/bert-distributed.md.
 """
 
 import argparse
@@ -22,7 +31,8 @@ import signal
 import sys
 import tempfile
 
-from d2l import mxnet as d2l
+from d2l import launch
+from d2l import mxnet as d2l  # a job's servers and scheduler serve in here
 
 
 def parse_args(argv=None):
@@ -65,6 +75,9 @@ def parse_args(argv=None):
     parser.add_argument('--save', metavar='DIR',
                         help='save the pretrained model into DIR (for '
                         'd2l.load_bert) and score it on the held-out split')
+    parser.add_argument('--progress', action=argparse.BooleanOptionalAction,
+                        default=sys.stderr.isatty(),
+                        help='show a progress bar (default: on a terminal)')
     args = parser.parse_args(argv)
     for name in ('steps', 'batch_size', 'servers', 'cpus'):
         if getattr(args, name) < 1:
@@ -140,29 +153,41 @@ def score_held_out(directory, max_len):
           f'NSP accuracy {s["nsp_acc"]:.3f} of {s["num_pairs"]} pairs')
 
 
+def worker_argv(argv, args):
+    """The command line of the job's workers: this program, as it was called."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    return [sys.executable, os.path.abspath(__file__), *argv,
+            '--progress' if args.progress else '--no-progress']
+
+
 def main(argv=None):
     args = parse_args(argv)
-    # End through Python on SIGTERM too, so that a job's processes are stopped
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     train = dict(steps=args.steps, batch_size=args.batch_size,
                  max_len=args.max_len, lr=args.lr, warmup=args.warmup,
                  seed=args.seed, dropout=args.dropout, packed=args.packed,
-                 gpus=args.gpus or (),
-                 cpus=args.cpus, checkpoint_dir=args.checkpoint_dir,
+                 gpus=args.gpus or (), cpus=args.cpus,
+                 checkpoint_dir=args.checkpoint_dir,
                  checkpoint_every=args.checkpoint_every, resume=args.resume,
-                 save_dir=args.save, progress=True)
+                 save_dir=args.save, progress=args.progress)
     try:
+        if 'DMLC_ROLE' in os.environ:  # a worker of a job
+            check_job(args, int(os.environ['DMLC_NUM_WORKER']))
+            d2l.pretrain_bert(**train, kvstore='dist_sync')
+            return
+        # a launcher ends through Python on SIGTERM too, stopping its job (a
+        # worker keeps the default: a handler would wait for MXNet's calls)
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
         hosts = read_hosts(args.hosts) if args.hosts else None
         num_workers = args.workers or (len(hosts) if hosts else 1)
         check_job(args, num_workers)
         if args.workers is None and hosts is None:
             d2l.pretrain_bert(**train)
         else:
-            d2l.pretrain_bert_job(num_workers, args.servers, args.port, hosts,
-                                  **train)
+            launch.run_job(worker_argv(argv, args), num_workers, args.servers,
+                           args.port, hosts)
         if args.save and hosts is None:  # else it is on worker 0's host
             score_held_out(args.save, args.max_len)
-    except (ValueError, d2l.JobError, d2l.DataError) as e:
+    except (ValueError, launch.JobError, d2l.DataError) as e:
         sys.exit(f'error: {e}')
 
 

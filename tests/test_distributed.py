@@ -19,6 +19,7 @@ import pytest
 from mxnet import np
 
 import offline_hub
+from d2l import launch
 from d2l import mxnet as d2l
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -54,16 +55,17 @@ def exactness_run(data_dir, kv):
     net = d2l.small_bert(len(dataset.vocab), MAX_LEN, devices, dropout=0)
     # SGD: the parameters move by the gradients themselves (Adam would let
     # gradients as small as rounding errors move them by its learning rate)
-    trainer = d2l.job_trainer(net, kv, 'sgd', 0.5)
-    step_loss = d2l.PretrainingLoss(net, d2l.CrossEntropyLoss(),
-                                    len(dataset.vocab))
-    job_sum, start, losses = d2l.JobSum(kv), 0, []
+    step_loss, trainer = d2l.job_pretraining_step(net, len(dataset.vocab), kv,
+                                                  'sgd', 0.5)
+    sum_over_workers, start, losses = d2l.SumOverWorkers(kv), 0, []
     for size in BATCHES:
         rows = onp.array_split(onp.arange(start, start + size), num_workers)[rank]
         start += size
         batch = [np.array(a[rows]) for a in dataset.arrays]
-        terms = d2l.train_job_step(step_loss, trainer, batch, devices, job_sum)
-        losses.append(job_sum([sum(float(x) for x in t) for t in zip(*terms)]))
+        totals = sum_over_workers(d2l.batch_totals(batch))
+        shares = d2l.train_step(step_loss, trainer, batch, devices, totals)
+        losses.append(sum_over_workers([sum(float(x) for x in share)
+                                        for share in zip(*shares)]))
     return net, onp.array(losses)
 
 
@@ -87,7 +89,7 @@ def run_pretrain(*args, timeout=120):
 
 
 def test_job_layout_on_this_machine():
-    processes = d2l.job_processes(['python', 'train.py'], 2, 3, 9999)
+    processes = launch.job_processes(['python', 'train.py'], 2, 3, 9999)
     names = [name for name, _, _ in processes]
     assert names == ['scheduler', 'server 0', 'server 1', 'server 2',
                      'worker 0', 'worker 1']
@@ -101,7 +103,7 @@ def test_job_layout_on_this_machine():
 
 
 def test_job_layout_over_ssh():
-    processes = d2l.job_processes(['/venv/bin/python', 'my script.py'], 3, 1,
+    processes = launch.job_processes(['/venv/bin/python', 'my script.py'], 3, 1,
                                   9100, hosts=['node-a', 'node-b'])
     hosts = [(name, argv[argv.index('-tt') + 1]) for name, argv, _ in processes]
     assert hosts == [('scheduler', 'node-a'), ('server 0', 'node-a'),
@@ -214,7 +216,7 @@ def test_two_workers_match_one_process(tmp_path):
     """With dropout 0, a job whose two workers each compute part of every
     batch (evenly and unevenly) updates the parameters as one process does."""
     data_dir = write_text(tmp_path, 200)
-    d2l.run_job([sys.executable, __file__, 'worker', str(data_dir),
+    launch.run_job([sys.executable, __file__, 'worker', str(data_dir),
                  str(tmp_path)], 2, 1, free_port())
     net, losses = exactness_run(data_dir, None)
     job_losses = onp.loadtxt(tmp_path / 'job_losses.txt')
@@ -267,9 +269,25 @@ def test_resumed_job_continues_from_its_checkpoint(small_wiki, tmp_path):
     assert state['step'] in (2, 4, 6, 8)
 
 
+def test_mxnet_launcher_starts_the_script_as_a_job(small_wiki, tmp_path):
+    """MXNet's own launcher, through scripts/launch.py, runs pretrain.py's
+    scheduler, server and workers, which read their roles from DMLC_*."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / 'scripts' / 'launch.py'), '-n', '2', '-s',
+         '1', '--launcher', 'local', sys.executable, str(PRETRAIN),
+         '--steps', '3', '--batch-size', '16', '--max-len', '32',
+         '--checkpoint-dir', str(tmp_path / 'ckpt')],
+        text=True, capture_output=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    assert 'sentence pairs/sec on 2 worker(s)' in result.stdout
+    _, state = d2l.read_checkpoint(str(tmp_path / 'ckpt'))
+    assert state['step'] == 3 and state['config']['num_workers'] == 2
+    assert len(state['positions']) == 2 and len(state['losses']) == 3
+
+
 def test_a_failed_save_keeps_the_previous_checkpoint(tmp_path):
     net = d2l.small_bert(50, MAX_LEN, [mx.cpu()])
-    trainer = d2l.job_trainer(net, None)
+    _, trainer = d2l.job_pretraining_step(net, 50, None)
     first = d2l.save_checkpoint(str(tmp_path), net, trainer, {'step': 1})
     with pytest.raises(TypeError):  # fails while writing state.json
         d2l.save_checkpoint(str(tmp_path), net, trainer,

@@ -1,5 +1,6 @@
 """The library is the notebooks' code, and importing it behaves."""
 
+import ast
 import inspect
 import pathlib
 import shutil
@@ -48,3 +49,19 @@ def test_every_library_function_and_class_says_what_it_does():
         doc = inspect.getdoc(obj) or ''
         assert doc and not doc.startswith('Defined in'), (
             f'{obj.__name__} has no docstring of its own: {doc!r}')
+
+
+def test_library_functions_are_short():
+    """Every function of the generated library fits in 40 lines."""
+    tree = ast.parse((ROOT / 'd2l' / 'mxnet.py').read_text())
+    long = [(node.name, node.end_lineno - node.lineno + 1)
+            for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)
+            and node.end_lineno - node.lineno + 1 > 40]
+    assert long == []
+
+
+def test_benchmarks_use_the_chapters_sizes():
+    sys.path.insert(0, str(ROOT / 'benchmarks'))
+    import common
+    from d2l import mxnet as d2l
+    assert common.CONFIG == {**d2l.SMALL_BERT, 'dropout': 0.2}

@@ -3,7 +3,7 @@
 import mxnet as mx
 import numpy as onp
 import pytest
-from mxnet import autograd, gluon, init, np, npx
+from mxnet import autograd, init, np, npx
 
 from conftest import seed_all
 from d2l import mxnet as d2l
@@ -206,9 +206,9 @@ def test_train_step_counts_packed_pairs_for_the_nsp_mean(examples):
     arrays, vocab = examples
     packed = [np.array(a) for a in d2l.pack_examples(arrays, vocab, ROW_LEN)]
     net = bert(len(vocab))
-    step_loss = d2l.PretrainingLoss(net, d2l.CrossEntropyLoss(), len(vocab))
-    trainer = gluon.Trainer(net.collect_params(), 'sgd',
-                            {'learning_rate': 0.0})
+    step_loss, trainer = d2l.pretraining_step(
+        net, d2l.CrossEntropyLoss(), len(vocab), 'sgd',
+        optimizer_params={'learning_rate': 0.0})
     (mlm, nsp), = d2l.train_step(step_loss, trainer, packed, [npx.cpu()])
     _, nsp_mean, _ = mean_losses_and_grads(bert(len(vocab)), packed,
                                            len(vocab))
@@ -222,10 +222,9 @@ def test_a_packed_step_on_two_devices_updates_as_on_one(examples):
     for devices in ([mx.cpu(0)], [mx.cpu(0), mx.cpu(1)]):
         net = bert(len(vocab))
         net.collect_params().reset_ctx(devices)
-        step_loss = d2l.PretrainingLoss(net, d2l.CrossEntropyLoss(),
-                                        len(vocab))
-        trainer = gluon.Trainer(net.collect_params(), 'sgd',
-                                {'learning_rate': 0.1})
+        step_loss, trainer = d2l.pretraining_step(
+            net, d2l.CrossEntropyLoss(), len(vocab), 'sgd',
+            optimizer_params={'learning_rate': 0.1})
         d2l.train_step(step_loss, trainer, packed, devices)
         updated.append([p.data(devices[0]).asnumpy()
                         for p in net.collect_params().values()])

@@ -55,8 +55,9 @@ def make_net(vocab_size, devices, dropout=0.0):
 
 def sgd_step(net, batch, devices, vocab_size):
     """One SGD step with the library's step; return the parameters after it."""
-    step_loss = d2l.PretrainingLoss(net, d2l.CrossEntropyLoss(), vocab_size)
-    trainer = gluon.Trainer(net.collect_params(), 'sgd', {'learning_rate': 0.5})
+    step_loss, trainer = d2l.pretraining_step(
+        net, d2l.CrossEntropyLoss(), vocab_size, 'sgd',
+        optimizer_params={'learning_rate': 0.5})
     d2l.train_step(step_loss, trainer, batch, devices)
     # Parameter names differ between networks; their order does not.
     return [[d.asnumpy() for d in p.list_data()]
@@ -93,9 +94,9 @@ def test_loss_falls_over_a_few_steps(dataset):
     vocab_size = len(dataset.vocab)
     devices = [npx.cpu()]
     net = make_net(vocab_size, devices, dropout=0.1)
-    step_loss = d2l.PretrainingLoss(net, d2l.CrossEntropyLoss(), vocab_size)
-    step_loss.hybridize(static_alloc=True, static_shape=True)
-    trainer = gluon.Trainer(net.collect_params(), 'adam', {'learning_rate': 5e-3})
+    step_loss, trainer = d2l.pretraining_step(
+        net, d2l.CrossEntropyLoss(), vocab_size,
+        optimizer_params={'learning_rate': 5e-3})
     seed_all(0)
     loader = d2l.WikiTextLoader(dataset, 32, train=True)
     totals = []
@@ -257,7 +258,7 @@ import offline_hub
 shutil.copy(offline_hub.FIXTURE, {str(tmp_path)!r} + '/wiki.train.tokens')
 data = d2l.WikiTextDataset(d2l.read_wiki({str(tmp_path)!r}), 64)
 loader = d2l.WikiTextLoader(data, 512, train=True)
-net = d2l.BERTModel(len(data.vocab), 128, 256, 2, 2, 0.2, max_len=64)
+net = d2l.BERTModel(len(data.vocab), **{{**d2l.SMALL_BERT, 'dropout': 0.2}}, max_len=64)
 net.initialize(init.Xavier())
 peaks = []
 for _ in range(4):
