@@ -55,8 +55,12 @@ def exactness_run(data_dir, kv):
     net = d2l.small_bert(len(dataset.vocab), MAX_LEN, devices, dropout=0)
     # SGD: the parameters move by the gradients themselves (Adam would let
     # gradients as small as rounding errors move them by its learning rate)
-    step_loss, trainer = d2l.job_pretraining_step(net, len(dataset.vocab), kv,
-                                                  'sgd', 0.5)
+    _, trainer = d2l.job_pretraining_step(net, len(dataset.vocab), kv, 'sgd',
+                                          0.5)
+    # not hybridized: one CI run of this job with the hybridized loss hung in
+    # its last pull (2026-12-03, not reproduced in 3 runs since)
+    step_loss = d2l.PretrainingLoss(net, d2l.CrossEntropyLoss(),
+                                    len(dataset.vocab))
     sum_over_workers, start, losses = d2l.SumOverWorkers(kv), 0, []
     for size in BATCHES:
         rows = onp.array_split(onp.arange(start, start + size), num_workers)[rank]
