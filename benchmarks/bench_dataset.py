@@ -13,7 +13,7 @@ the same seeds, and report:
   the libraries and at the end.
 
 The text is WikiText-2's validation and test splits together, from
-tests/data (the project's own copies).
+data (the project's own copies).
 
     python benchmarks/bench_dataset.py [--text FILE]
 """

@@ -11,7 +11,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 PYTHONS = {'ours': ROOT / '.venv' / 'bin' / 'python',
            'd2l 0.17.6': ROOT / 'benchmarks' / '.venv-d2l0176' / 'bin'
            / 'python'}
-DATA = ROOT / 'tests' / 'data'
+DATA = ROOT / 'offline_data'
 # d2l 0.17.6's pretraining configuration: the sizes of the chapter's
 # d2l.SMALL_BERT (tests/test_library.py checks it), with its dropout of 0.2.
 MAX_LEN, BATCH_SIZE = 64, 512

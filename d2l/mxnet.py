@@ -73,8 +73,7 @@ def usable_gpus():
             f'of MXNet 1.9.1, its last release, carry code for compute '
             f'capability 5.0 to 8.6 only. Those GPUs are left out: the code '
             f'runs on the remaining GPUs, or on the CPU if none remain (the '
-            f'chapter\'s small BERT trains on a CPU too). See "Building with '
-            f'GPUs" in README.md.', stacklevel=1)
+            f'chapter\'s small BERT trains on a CPU too).', stacklevel=1)
     return usable
 
 def try_gpu(i=0):
@@ -1437,13 +1436,11 @@ def train_classifier(net, train_iter, num_steps, lr, devices, warmup=0.1):
                       for w, (*X, y) in zip(weights, shards)]
         autograd.backward(losses)
         trainer.step(1)
-        history.append(losses)  # arrays: reading them would wait for devices
+        history.append(sum(float(x) for x in losses))
         if step % 10 == 0 or step == num_steps:
-            recent = [sum(float(x) for x in h) for h in history[-10:]]
-            plot.add(step, onp.mean(recent))
+            plot.add(step, onp.mean(history[-10:]))
     plot.draw()
-    last_epoch = onp.mean([sum(float(x) for x in h)
-                           for h in history[-len(train_iter):]])
+    last_epoch = onp.mean(history[-len(train_iter):])
     print(f'last epoch\'s loss {last_epoch:.3f}, {timer.stop():.1f} sec on '
           f'{devices}')
     return last_epoch

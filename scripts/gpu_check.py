@@ -83,7 +83,7 @@ def devices_to_check(use_cpu):
     if not mx.runtime.Features().is_enabled('CUDA'):
         sys.exit('gpu_check: this is the CPU build of MXNet (mxnet), which '
                  'sees no GPU. Install the GPU build with: '
-                 'MXNET_WHEEL=mxnet-cu112 bash scripts/setup.sh')
+                 'MXNET_WHEEL=mxnet-cu112 bash tools/setup.sh')
     num_gpus = npx.num_gpus()
     devices = d2l.usable_gpus()
     if not devices:

@@ -9,7 +9,7 @@ import mxnet as mx
 import numpy as onp
 import pytest
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / 'tools'))
 import offline_hub  # noqa: E402
 
 

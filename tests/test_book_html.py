@@ -1,7 +1,7 @@
 """The rendered HTML book, opened in a real headless Chromium with no network.
 
-scripts/test.sh builds the book offline and points BOOK_HTML_DIR at it; by
-default the tests read _build/html, which scripts/build.sh makes. Every request
+tools/test.sh builds the book offline and points BOOK_HTML_DIR at it; by
+default the tests read _build/html, which tools/build.sh makes. Every request
 that leaves the book's own loopback server is aborted, and every page is
 checked at a desktop and a phone width, with axe-core for accessibility.
 """
@@ -33,7 +33,7 @@ PAGES = (['index.html', 'chapter_bert/index.html']
 # in the markdown as ![caption](path) are checked in every section.
 WITH_PLOTS = {'tools', 'bert-pretraining'}
 WIDTHS = {'desktop': 1280, 'phone': 390}
-# scripts/npm_assets.sh installs the pinned axe-core beside KaTeX.
+# tools/npm_assets.sh installs the pinned axe-core beside KaTeX.
 AXE = pathlib.Path(sys.prefix) / 'npm' / 'node_modules' / 'axe-core' / 'axe.min.js'
 MARKDOWN_IMAGE = re.compile(r'!\[([^\]]+)\]\(([^)\s]+)\)')
 CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic',
@@ -83,10 +83,10 @@ def _fetch(url):
 def book():
     """Serve the built book on loopback and start headless Chromium."""
     assert (HTML / 'index.html').exists(), (
-        f'no HTML book in {HTML}: run scripts/build.sh (or scripts/test.sh)')
+        f'no HTML book in {HTML}: run tools/build.sh (or tools/test.sh)')
     chromium = shutil.which('chromium')
     assert chromium, 'the browser test needs chromium on PATH'
-    assert AXE.exists(), f'no axe-core at {AXE}: run bash scripts/npm_assets.sh'
+    assert AXE.exists(), f'no axe-core at {AXE}: run bash tools/npm_assets.sh'
     with serve(HTML) as base_url, sync_playwright() as p:
         # Playwright hides scrollbars by default; the tests look at them.
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS,

@@ -18,13 +18,13 @@ import numpy as onp
 import pytest
 from mxnet import np
 
-import offline_hub
 from d2l import launch
 from d2l import mxnet as d2l
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PRETRAIN = ROOT / 'scripts' / 'pretrain.py'
-sys.path.insert(0, str(ROOT / 'scripts'))
+sys.path[:0] = [str(ROOT / 'scripts'), str(ROOT / 'tools')]  # also as a program
+import offline_hub  # noqa: E402
 import pretrain  # noqa: E402
 
 MAX_LEN = 32

@@ -1,4 +1,4 @@
-"""Opt-in: the GPU environment of scripts/setup.sh, built in a scratch copy.
+"""Opt-in: the GPU environment of tools/setup.sh, built in a scratch copy.
 
 Runs only with D2L_TEST_GPU_ENV=1: it downloads about 2.4 GB of wheels
 (mxnet-cu112 and NVIDIA's CUDA 11 libraries) and takes several minutes. No
@@ -41,7 +41,7 @@ def gpu_copy(tmp_path_factory):
     files = run(['git', 'ls-files', '--cached', '--others',
                  '--exclude-standard', '-z'], ROOT).split('\0')
     run(['cp', '--parents', '-t', str(copy)] + [f for f in files if f], ROOT)
-    run(['bash', 'scripts/setup.sh'], copy, MXNET_WHEEL='mxnet-cu112')
+    run(['bash', 'tools/setup.sh'], copy, MXNET_WHEEL='mxnet-cu112')
     return copy
 
 
@@ -107,7 +107,7 @@ def test_gpu_check_names_the_missing_driver(gpu_copy):
 
 def test_setting_up_the_cpu_build_again_removes_the_links(gpu_copy):
     # last in this file: it turns the copy's .venv back into the CPU build
-    run(['bash', 'scripts/setup.sh'], gpu_copy)
+    run(['bash', 'tools/setup.sh'], gpu_copy)
     mxnet_dir = site_packages(gpu_copy) / 'mxnet'
     assert not [p for p in mxnet_dir.iterdir() if p.is_symlink()]
     python = gpu_copy / '.venv' / 'bin' / 'python'

@@ -1,6 +1,7 @@
 """Pretraining on one and several devices, encoding text, saving and loading."""
 
 import json
+import pathlib
 import re
 import subprocess
 import sys
@@ -251,7 +252,7 @@ def test_repeated_training_does_not_grow_memory(tmp_path):
     program = tmp_path / 'memory.py'
     program.write_text(f"""
 import resource, shutil, sys
-sys.path.insert(0, {str(offline_hub.DATA.parent)!r})
+sys.path.insert(0, {str(pathlib.Path(offline_hub.__file__).parent)!r})
 from mxnet import gluon, init, npx
 from d2l import mxnet as d2l
 import offline_hub

@@ -47,7 +47,7 @@ def test_the_snli_table_is_the_scripts_output():
 
 def test_the_snli_pages_pretrained_model_is_the_one_measured():
     # results/pretrain.txt: what scripts/pretrain.py --save printed for the
-    # model that scripts/finetune_snli.py fine-tuned
+    # model that experiments/finetune_snli.py fine-tuned
     printed = (RESULTS / 'pretrain.txt').read_text()
     below = re.search(r'\((\d+\.\d+) below the unigram floor', printed).group(1)
     page = ' '.join((ROOT / 'chapter_bert' / 'bert-snli.md').read_text().split())

@@ -4,9 +4,9 @@
 # Notebooks run on all GPUs MXNet sees, or on the CPU when there is none.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
-bash scripts/npm_assets.sh
-source scripts/env.sh
-python scripts/d2lbook_run.py build lib
-python scripts/d2lbook_run.py build html
+bash tools/setup.sh
+bash tools/npm_assets.sh
+source tools/env.sh
+python tools/d2lbook_run.py build lib
+python tools/d2lbook_run.py build html
 echo "The book is in $PWD/_build/html/index.html"

@@ -8,7 +8,7 @@ whether every library of libmxnet.so resolves; only the driver's libcuda.so.1
 may be missing (on a machine without the NVIDIA driver). Run it with the
 environment's python after installing or upgrading the wheels:
 
-    python scripts/link_cuda_libs.py
+    python tools/link_cuda_libs.py
 """
 
 import importlib.util
@@ -26,7 +26,7 @@ def package_dirs(name):
     if spec is None or not spec.submodule_search_locations:
         sys.exit(f'link_cuda_libs: package {name!r} is not installed for '
                  f'{sys.executable}; install mxnet-cu112 and '
-                 f'requirements-gpu.txt first (scripts/setup.sh does both).')
+                 f'requirements-gpu.txt first (tools/setup.sh does both).')
     return [pathlib.Path(p) for p in spec.submodule_search_locations]
 
 

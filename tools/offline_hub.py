@@ -1,14 +1,15 @@
 """Serve the project's own WikiText-2 and SNLI stand-ins on loopback, offline.
 
-As a program it packs ``tests/data/wiki.valid.tokens`` (as the training split)
-and ``tests/data/wiki.test.tokens`` (as the held-out split) into an archive laid out
-like ``wikitext-2-v1.zip``, and SNLI's dev split (as the training split) and
-test split from ``tests/data/snli/`` into one laid out like ``snli_1.0.zip``.
+As a program it packs ``offline_data/wiki.valid.tokens`` (as the training
+split) and ``offline_data/wiki.test.tokens`` (as the held-out split) into an
+archive laid out like ``wikitext-2-v1.zip``, and SNLI's dev split (as the
+training split) and test split from ``offline_data/snli/`` into one laid out
+like ``snli_1.0.zip``.
 It serves both on 127.0.0.1, points ``D2L_DATA_HUB`` at them, uses a fresh
 cache (unless ``D2L_DATA_DIR`` is set) and runs the command given after
 ``--``::
 
-    python tests/offline_hub.py -- d2lbook build eval
+    python tools/offline_hub.py -- d2lbook build eval
 
 The tests import its pieces to build their own archives and servers.
 """
@@ -27,7 +28,7 @@ import tempfile
 import threading
 import zipfile
 
-DATA = pathlib.Path(__file__).resolve().parent / 'data'
+DATA = pathlib.Path(__file__).resolve().parent.parent / 'offline_data'
 # The stand-in trains on WikiText-2's validation split and holds out its test
 # split, so that training and held-out text stay apart.
 FIXTURE = DATA / 'wiki.valid.tokens'

@@ -14,12 +14,12 @@
    starts the notebooks that ask for most slots first, in their order; we
    let these two ask for all of them, and give them OMP_NUM_THREADS of all
    cores unless that is set.
-5. Its Sphinx configuration gets the book's own extension, scripts/book_sphinx.py
+5. Its Sphinx configuration gets the book's own extension, tools/book_sphinx.py
    (KaTeX math, alt texts, the API page, notebooks, templates and styles), and
    a few settings: page titles without "documentation", plain-text outputs,
    no empty general index.
 
-Usage: python scripts/d2lbook_run.py build html   (same arguments as d2lbook)
+Usage: python tools/d2lbook_run.py build html   (same arguments as d2lbook)
 """
 
 import os
@@ -67,7 +67,7 @@ _COPY_BUTTON = (
     'aria-label="${messages[locale][\'copy_to_clipboard\']}">'
     '<i class="fas fa-copy" aria-hidden="true"></i></button>')
 assert len(_COPY_LINK.findall(sphinx_template.copybutton_js)) == 1, \
-    'd2lbook changed its copy button: update scripts/d2lbook_run.py'
+    'd2lbook changed its copy button: update tools/d2lbook_run.py'
 sphinx_template.copybutton_js = _COPY_LINK.sub(
     lambda _: _COPY_BUTTON, sphinx_template.copybutton_js).replace(
         "insertAdjacentHTML('afterend'", "insertAdjacentHTML('beforebegin'")
@@ -91,7 +91,7 @@ def _prepare_env_for_the_book(env):
              "extensions.append('book_sphinx')"]
     lines += [f'{name} = {value!r}' for name, value in settings.items()]
     with open(os.path.join(env.config.rst_dir, 'conf.py'), 'a') as conf:
-        conf.write('\n# Added by scripts/d2lbook_run.py\n' + '\n'.join(lines) + '\n')
+        conf.write('\n# Added by tools/d2lbook_run.py\n' + '\n'.join(lines) + '\n')
 
 
 sphinx.SphinxEnv.prepare_env = _prepare_env_for_the_book

@@ -15,7 +15,7 @@ pip=(.venv/bin/python -m pip --disable-pip-version-check)
 # Both wheels install the module `mxnet`: never keep the other one around.
 for other in mxnet mxnet-cu112; do
   if [ "$other" != "$mxnet" ] && "${pip[@]}" show -q "$other" 2>/dev/null; then
-    # first the links of scripts/link_cuda_libs.py, which pip does not know
+    # first the links of tools/link_cuda_libs.py, which pip does not know
     find .venv/lib/python3*/site-packages/mxnet -maxdepth 1 -type l \
       -lname '../nvidia/*' -delete
     "${pip[@]}" uninstall -q -y "$other"
@@ -31,5 +31,5 @@ fi
 "${pip[@]}" install --quiet -r "$reqs"
 "${pip[@]}" install --quiet --no-deps -e .
 if [ "$mxnet" = mxnet-cu112 ]; then
-  .venv/bin/python scripts/link_cuda_libs.py
+  .venv/bin/python tools/link_cuda_libs.py
 fi

@@ -8,8 +8,8 @@ floor (d2l.unigram_baselines). The choices were measured before the recipe
 packed its rows; the last three runs pack them, as the recipe now does. It
 prints one markdown row per run, as the runs finish.
 
-    python tests/offline_hub.py -- python scripts/pretraining_ablations.py
-    python scripts/pretraining_ablations.py --only 'one pair per row' 'dropout 0.1'
+    python tools/offline_hub.py -- python experiments/pretraining_ablations.py
+    python experiments/pretraining_ablations.py --only 'one pair per row' 'dropout 0.1'
 """
 
 import argparse

@@ -1,6 +1,6 @@
 """Convert the chapter's markdown notebooks to unexecuted .ipynb files for nbval.
 
-Usage: python scripts/md2ipynb.py OUT_DIR  (writes OUT_DIR/chapter_bert/*.ipynb)
+Usage: python tools/md2ipynb.py OUT_DIR  (writes OUT_DIR/chapter_bert/*.ipynb)
 """
 
 import pathlib

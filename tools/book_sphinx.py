@@ -1,6 +1,6 @@
-"""Sphinx extension for the HTML book; scripts/d2lbook_run.py adds it to conf.py.
+"""Sphinx extension for the HTML book; tools/d2lbook_run.py adds it to conf.py.
 
-It renders math with the KaTeX shipped in .venv/npm (see scripts/npm_assets.sh),
+It renders math with the KaTeX shipped in .venv/npm (see tools/npm_assets.sh),
 gives every image an alt text, writes the API page, serves each section's
 notebook beside its page plus a zip of all of them, and adds the book's own
 templates, stylesheet, script and syntax colours.
@@ -63,7 +63,7 @@ class BookStyle(FriendlyStyle):
 def check_katex(app):
     """Fail early, and say how to fix it, when the KaTeX assets are missing."""
     if not (KATEX / 'katex.min.js').exists():
-        raise FileNotFoundError(f'no KaTeX in {KATEX}: run bash scripts/npm_assets.sh')
+        raise FileNotFoundError(f'no KaTeX in {KATEX}: run bash tools/npm_assets.sh')
 
 
 def add_static_files(app, config):

@@ -5,13 +5,14 @@ training split (and the two fine-tuned BERTs again on a random subset of
 --small pairs), scores it on the test split, and prints one markdown row per
 classifier: the mean test accuracy and its standard deviation over the seeds,
 and the mean training loss of the last epoch. Every run is also written to
---out as JSON, from which scripts/draw_figures.py draws the section's figure.
+--out as JSON, from which tools/draw_figures.py draws the section's figure.
 
 The pretrained BERT is the chapter's (d2l.pretrained_bert: the model the
 pretraining section saved in the dataset cache, pretrained first if missing),
 or the one that `scripts/pretrain.py --save DIR` wrote, with --bert DIR.
 
-    python tests/offline_hub.py -- python scripts/finetune_snli.py --out results/finetune_snli.json
+    python tools/offline_hub.py -- \
+        python experiments/finetune_snli.py --out results/finetune_snli.json
 """
 
 import argparse

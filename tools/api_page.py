@@ -1,6 +1,6 @@
 """Write the book's API page (reStructuredText) from the generated part of d2l/mxnet.py.
 
-Usage: python scripts/api_page.py [d2l/mxnet.py]   (prints the page)
+Usage: python tools/api_page.py [d2l/mxnet.py]   (prints the page)
 """
 
 import ast
