@@ -233,6 +233,23 @@ def test_two_workers_match_one_process(tmp_path):
                                     rtol=1e-5, atol=1e-6, err_msg=name)
 
 
+def test_workers_start_from_worker_0s_parameters(tmp_path):
+    """Workers initialized with different seeds hold worker 0's parameters as
+    soon as their pretraining step is built, before any gradient is pushed:
+    otherwise a late first pull can return the sum of the first gradients."""
+    launch.run_job([sys.executable, __file__, 'copy', str(tmp_path)], 2, 1,
+                   free_port())
+    ours = [mx.nd.load(str(tmp_path / f'worker{rank}.params')) for rank in (0, 1)]
+    assert set(ours[0]) == set(ours[1])
+    for name in ours[0]:
+        onp.testing.assert_array_equal(ours[0][name].asnumpy(),
+                                       ours[1][name].asnumpy(), err_msg=name)
+    mx.random.seed(1)  # worker 1's own initialization differs from worker 0's
+    own = d2l.small_bert(100, MAX_LEN, [mx.cpu()])._collect_params_with_prefix()
+    assert any(not onp.array_equal(own[name].data().asnumpy(), value.asnumpy())
+               for name, value in ours[0].items())
+
+
 def test_resumed_job_continues_from_its_checkpoint(small_wiki, tmp_path):
     common = ['--steps', '8', '--batch-size', '16', '--max-len', '32',
               '--workers', '2']
@@ -353,6 +370,13 @@ def test_a_killed_process_ends_the_whole_job(small_wiki, tmp_path, role):
         assert time.time() - killed_at < 60
         time.sleep(0.2)
 
+
+if __name__ == '__main__' and sys.argv[1:2] == ['copy']:
+    kv = mx.kv.create('dist_sync')
+    mx.random.seed(kv.rank)
+    net = d2l.small_bert(100, MAX_LEN, [mx.cpu()])
+    d2l.job_pretraining_step(net, 100, kv)
+    net.save_parameters(str(pathlib.Path(sys.argv[2]) / f'worker{kv.rank}.params'))
 
 if __name__ == '__main__' and sys.argv[1:2] == ['worker']:
     data_dir, out_dir = map(pathlib.Path, sys.argv[2:])
