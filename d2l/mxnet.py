@@ -1115,6 +1115,169 @@ def pretrained_bert(devices):
         save_bert(directory, net, vocab)
     return load_bert(directory, devices)
 
+# This SHA-1 is the one the d2l project registers for this URL; it could not
+# be checked against the archive when this section was written (no access).
+d2l.DATA_HUB['snli'] = (
+    ('https://nlp.stanford.edu/projects/snli/snli_1.0.zip',),
+    '9fcde07509c7e87ec61c640c1b2753d9041758e4')
+
+def tokenize_snli(text):
+    """Lowercase a sentence; cut it into words and punctuation marks.
+
+    Defined in :numref:`sec_bert-snli`"""
+    text = text.lower().replace('``', '"').replace("''", '"')
+    return re.findall(r'\w+|[^\w\s]', text)
+
+SNLI_LABELS = ('entailment', 'neutral', 'contradiction')
+
+def read_snli(folder, split):
+    """Read snli_1.0_<split>.txt: tokenized premises, hypotheses, label ids.
+
+    Defined in :numref:`sec_bert-snli`"""
+    path = os.path.join(folder, f'snli_1.0_{split}.txt')
+    try:
+        with open(path, encoding='utf-8') as f:
+            rows = [line.rstrip('\r\n').split('\t') for line in f]
+    except (OSError, UnicodeDecodeError) as e:
+        raise d2l.DataError(f'cannot read {path}: {e}') from e
+    header = rows[0] if rows else []
+    needed = ['gold_label', 'sentence1', 'sentence2']
+    if not set(needed) <= set(header):
+        raise d2l.DataError(f'{path}: the header row {header} lacks one of '
+                            f'the columns {needed}')
+    label_at, premise_at, hypothesis_at = (header.index(c) for c in needed)
+    premises, hypotheses, labels = [], [], []
+    for line, row in enumerate(rows[1:], 2):
+        if len(row) != len(header):
+            raise d2l.DataError(f'{path}, line {line}: {len(row)} columns, '
+                                f'but the header names {len(header)}')
+        if row[label_at] == '-':  # the annotators did not agree
+            continue
+        if row[label_at] not in SNLI_LABELS:
+            raise d2l.DataError(f'{path}, line {line}: gold_label '
+                                f'{row[label_at]!r} is none of {SNLI_LABELS} '
+                                'or "-"')
+        premises.append(tokenize_snli(row[premise_at]))
+        hypotheses.append(tokenize_snli(row[hypothesis_at]))
+        labels.append(SNLI_LABELS.index(row[label_at]))
+    if not labels:
+        raise d2l.DataError(f'{path}: no pair has a gold label')
+    return premises, hypotheses, onp.array(labels, dtype=onp.int32)
+
+def truncate_pair_lengths(len_a, len_b, max_len):
+    """Shorten the longer of two sentences first so that a pair fits max_len.
+
+    Defined in :numref:`sec_bert-snli`"""
+    room = max_len - 3  # <cls> and two <sep>
+    keep_a = onp.minimum(len_a, onp.maximum((room + 1) // 2, room - len_b))
+    return keep_a, onp.minimum(len_b, room - keep_a)
+
+def snli_inputs(premises, hypotheses, max_len, vocab):
+    """Return tokens, segments and valid_lens of the pairs, cut to max_len.
+
+    Defined in :numref:`sec_bert-snli`"""
+    keep_p, keep_h = truncate_pair_lengths(
+        onp.array([len(p) for p in premises]),
+        onp.array([len(h) for h in hypotheses]), max_len)
+    sentences = ([p[:n] for p, n in zip(premises, keep_p)]
+                 + [h[:n] for h, n in zip(hypotheses, keep_h)])
+    ids, starts = d2l.index_sentences(sentences, vocab)
+    pairs = onp.arange(len(premises))
+    tokens, segments, valid_lens = d2l.pad_pairs(
+        ids, starts, pairs, len(pairs) + pairs, max_len, vocab)
+    return tokens, segments, valid_lens.astype(onp.float32)
+
+def load_data_snli(batch_size, max_len, vocab, num_train=None):
+    """Load SNLI as BERT inputs; return the train and test data iterators.
+
+    Defined in :numref:`sec_bert-snli`"""
+    d2l.check_loader_args(batch_size, max_len)
+    folder = d2l.download_extract('snli', 'snli_1.0')
+    iters = []
+    for split in ('train', 'test'):
+        premises, hypotheses, labels = read_snli(folder, split)
+        if split == 'train' and num_train is not None:
+            keep = onp.random.permutation(len(labels))[:num_train]
+            premises = [premises[i] for i in keep]
+            hypotheses, labels = [hypotheses[i] for i in keep], labels[keep]
+        inputs = snli_inputs(premises, hypotheses, max_len, vocab)
+        iters.append(gluon.data.DataLoader(
+            gluon.data.ArrayDataset(*inputs, labels), batch_size,
+            shuffle=(split == 'train')))
+    return iters[0], iters[1]
+
+class BERTClassifier(nn.HybridBlock):
+    """A pretrained BERT's encoder and pooler under a new output layer.
+
+    Defined in :numref:`sec_bert-snli`"""
+    def __init__(self, bert, num_classes, frozen=False):
+        super().__init__()
+        self.encoder = bert.encoder
+        self.pooler = bert.nsp.pooler
+        self.output = nn.Dense(num_classes)
+        if frozen:
+            self.encoder.collect_params().setattr('grad_req', 'null')
+
+    def hybrid_forward(self, F, tokens, segments, valid_lens):
+        X = self.encoder(tokens, segments, valid_lens)  # (B, T, H)
+        return self.output(self.pooler(X[:, 0]))       # (B, num_classes)
+
+def train_classifier(net, train_iter, num_steps, lr, devices, warmup=0.1):
+    """Train a classifier of BERT inputs; return its last epoch's loss.
+
+    Defined in :numref:`sec_bert-snli`"""
+    trainer = gluon.Trainer(net.collect_params(), 'adam')
+    cross_entropy = gluon.loss.SoftmaxCELoss()
+    plot = d2l.Animator(xlabel='step', ylabel='training loss',
+                        xlim=[1, num_steps])
+    history, timer = [], d2l.Timer()
+    for step, batch in enumerate(d2l.endless_batches(train_iter, num_steps),
+                                 1):
+        trainer.set_learning_rate(d2l.learning_rate(step, num_steps, lr,
+                                                    warmup))
+        shards, weights = d2l.split_batch(batch, devices)
+        with autograd.record():
+            losses = [w * cross_entropy(net(*X), y).sum() / len(batch[0])
+                      for w, (*X, y) in zip(weights, shards)]
+        autograd.backward(losses)
+        trainer.step(1)
+        history.append(sum(float(x) for x in losses))
+        if step % 10 == 0 or step == num_steps:
+            plot.add(step, onp.mean(history[-10:]))
+    plot.draw()
+    last_epoch = onp.mean(history[-len(train_iter):])
+    print(f'last epoch\'s loss {last_epoch:.3f}, {timer.stop():.1f} sec on '
+          f'{devices}')
+    return last_epoch
+
+def evaluate_classifier(net, data_iter, device):
+    """Return the accuracy of a classifier of BERT inputs on data_iter.
+
+    Defined in :numref:`sec_bert-snli`"""
+    hits = total = 0
+    for batch in data_iter:
+        *X, y = [x.as_in_ctx(device) for x in batch]
+        hits += float((net(*X).argmax(axis=1).astype('int32') == y).sum())
+        total += len(y)
+    return hits / total
+
+class BagOfWords(nn.HybridBlock):
+    """Logistic regression on counts of the premise's and hypothesis' tokens.
+
+    Defined in :numref:`sec_bert-snli`"""
+    def __init__(self, vocab_size, num_classes):
+        super().__init__()
+        self.vocab_size = vocab_size
+        self.weight = nn.Embedding(2 * vocab_size, num_classes)
+        self.bias = self.params.get('bias', shape=(num_classes,),
+                                    init='zeros')
+
+    def hybrid_forward(self, F, tokens, segments, valid_lens, bias):
+        W = self.weight(tokens + self.vocab_size * segments)  # (B, T, C)
+        positions = F.npx.arange_like(tokens, axis=1).astype('float32')
+        real = F.np.expand_dims(positions, 0) < F.np.expand_dims(valid_lens, 1)
+        return (W * F.np.expand_dims(real, -1)).sum(axis=1) + bias  # (B, C)
+
 class SumOverWorkers:
     """Add small arrays over a job's workers through its kvstore."""
     def __init__(self, kv):
@@ -1309,166 +1472,3 @@ def pretrain_bert(steps, batch_size, max_len, lr, warmup, seed=0,
                                f'{num_workers} worker(s), each on '
                                f'{worker.devices}')
     return state['losses']
-
-# This SHA-1 is the one the d2l project registers for this URL; it could not
-# be checked against the archive when this section was written (no access).
-d2l.DATA_HUB['snli'] = (
-    ('https://nlp.stanford.edu/projects/snli/snli_1.0.zip',),
-    '9fcde07509c7e87ec61c640c1b2753d9041758e4')
-
-def tokenize_snli(text):
-    """Lowercase a sentence; cut it into words and punctuation marks.
-
-    Defined in :numref:`sec_bert-snli`"""
-    text = text.lower().replace('``', '"').replace("''", '"')
-    return re.findall(r'\w+|[^\w\s]', text)
-
-SNLI_LABELS = ('entailment', 'neutral', 'contradiction')
-
-def read_snli(folder, split):
-    """Read snli_1.0_<split>.txt: tokenized premises, hypotheses, label ids.
-
-    Defined in :numref:`sec_bert-snli`"""
-    path = os.path.join(folder, f'snli_1.0_{split}.txt')
-    try:
-        with open(path, encoding='utf-8') as f:
-            rows = [line.rstrip('\r\n').split('\t') for line in f]
-    except (OSError, UnicodeDecodeError) as e:
-        raise d2l.DataError(f'cannot read {path}: {e}') from e
-    header = rows[0] if rows else []
-    needed = ['gold_label', 'sentence1', 'sentence2']
-    if not set(needed) <= set(header):
-        raise d2l.DataError(f'{path}: the header row {header} lacks one of '
-                            f'the columns {needed}')
-    label_at, premise_at, hypothesis_at = (header.index(c) for c in needed)
-    premises, hypotheses, labels = [], [], []
-    for line, row in enumerate(rows[1:], 2):
-        if len(row) != len(header):
-            raise d2l.DataError(f'{path}, line {line}: {len(row)} columns, '
-                                f'but the header names {len(header)}')
-        if row[label_at] == '-':  # the annotators did not agree
-            continue
-        if row[label_at] not in SNLI_LABELS:
-            raise d2l.DataError(f'{path}, line {line}: gold_label '
-                                f'{row[label_at]!r} is none of {SNLI_LABELS} '
-                                'or "-"')
-        premises.append(tokenize_snli(row[premise_at]))
-        hypotheses.append(tokenize_snli(row[hypothesis_at]))
-        labels.append(SNLI_LABELS.index(row[label_at]))
-    if not labels:
-        raise d2l.DataError(f'{path}: no pair has a gold label')
-    return premises, hypotheses, onp.array(labels, dtype=onp.int32)
-
-def truncate_pair_lengths(len_a, len_b, max_len):
-    """Shorten the longer of two sentences first so that a pair fits max_len.
-
-    Defined in :numref:`sec_bert-snli`"""
-    room = max_len - 3  # <cls> and two <sep>
-    keep_a = onp.minimum(len_a, onp.maximum((room + 1) // 2, room - len_b))
-    return keep_a, onp.minimum(len_b, room - keep_a)
-
-def snli_inputs(premises, hypotheses, max_len, vocab):
-    """Return tokens, segments and valid_lens of the pairs, cut to max_len.
-
-    Defined in :numref:`sec_bert-snli`"""
-    keep_p, keep_h = truncate_pair_lengths(
-        onp.array([len(p) for p in premises]),
-        onp.array([len(h) for h in hypotheses]), max_len)
-    sentences = ([p[:n] for p, n in zip(premises, keep_p)]
-                 + [h[:n] for h, n in zip(hypotheses, keep_h)])
-    ids, starts = d2l.index_sentences(sentences, vocab)
-    pairs = onp.arange(len(premises))
-    tokens, segments, valid_lens = d2l.pad_pairs(
-        ids, starts, pairs, len(pairs) + pairs, max_len, vocab)
-    return tokens, segments, valid_lens.astype(onp.float32)
-
-def load_data_snli(batch_size, max_len, vocab, num_train=None):
-    """Load SNLI as BERT inputs; return the train and test data iterators.
-
-    Defined in :numref:`sec_bert-snli`"""
-    d2l.check_loader_args(batch_size, max_len)
-    folder = d2l.download_extract('snli', 'snli_1.0')
-    iters = []
-    for split in ('train', 'test'):
-        premises, hypotheses, labels = read_snli(folder, split)
-        if split == 'train' and num_train is not None:
-            keep = onp.random.permutation(len(labels))[:num_train]
-            premises = [premises[i] for i in keep]
-            hypotheses, labels = [hypotheses[i] for i in keep], labels[keep]
-        inputs = snli_inputs(premises, hypotheses, max_len, vocab)
-        iters.append(gluon.data.DataLoader(
-            gluon.data.ArrayDataset(*inputs, labels), batch_size,
-            shuffle=(split == 'train')))
-    return iters[0], iters[1]
-
-class BERTClassifier(nn.HybridBlock):
-    """A pretrained BERT's encoder and pooler under a new output layer.
-
-    Defined in :numref:`sec_bert-snli`"""
-    def __init__(self, bert, num_classes, frozen=False):
-        super().__init__()
-        self.encoder = bert.encoder
-        self.pooler = bert.nsp.pooler
-        self.output = nn.Dense(num_classes)
-        if frozen:
-            self.encoder.collect_params().setattr('grad_req', 'null')
-
-    def hybrid_forward(self, F, tokens, segments, valid_lens):
-        X = self.encoder(tokens, segments, valid_lens)  # (B, T, H)
-        return self.output(self.pooler(X[:, 0]))       # (B, num_classes)
-
-def train_classifier(net, train_iter, num_steps, lr, devices, warmup=0.1):
-    """Train a classifier of BERT inputs; return its last epoch's loss.
-
-    Defined in :numref:`sec_bert-snli`"""
-    trainer = gluon.Trainer(net.collect_params(), 'adam')
-    cross_entropy = gluon.loss.SoftmaxCELoss()
-    plot = d2l.Animator(xlabel='step', ylabel='training loss',
-                        xlim=[1, num_steps])
-    history, timer = [], d2l.Timer()
-    for step, batch in enumerate(d2l.endless_batches(train_iter, num_steps),
-                                 1):
-        trainer.set_learning_rate(d2l.learning_rate(step, num_steps, lr,
-                                                    warmup))
-        shards, weights = d2l.split_batch(batch, devices)
-        with autograd.record():
-            losses = [w * cross_entropy(net(*X), y).sum() / len(batch[0])
-                      for w, (*X, y) in zip(weights, shards)]
-        autograd.backward(losses)
-        trainer.step(1)
-        history.append(sum(float(x) for x in losses))
-        if step % 10 == 0 or step == num_steps:
-            plot.add(step, onp.mean(history[-10:]))
-    plot.draw()
-    last_epoch = onp.mean(history[-len(train_iter):])
-    print(f'last epoch\'s loss {last_epoch:.3f}, {timer.stop():.1f} sec on '
-          f'{devices}')
-    return last_epoch
-
-def evaluate_classifier(net, data_iter, device):
-    """Return the accuracy of a classifier of BERT inputs on data_iter.
-
-    Defined in :numref:`sec_bert-snli`"""
-    hits = total = 0
-    for batch in data_iter:
-        *X, y = [x.as_in_ctx(device) for x in batch]
-        hits += float((net(*X).argmax(axis=1).astype('int32') == y).sum())
-        total += len(y)
-    return hits / total
-
-class BagOfWords(nn.HybridBlock):
-    """Logistic regression on counts of the premise's and hypothesis' tokens.
-
-    Defined in :numref:`sec_bert-snli`"""
-    def __init__(self, vocab_size, num_classes):
-        super().__init__()
-        self.vocab_size = vocab_size
-        self.weight = nn.Embedding(2 * vocab_size, num_classes)
-        self.bias = self.params.get('bias', shape=(num_classes,),
-                                    init='zeros')
-
-    def hybrid_forward(self, F, tokens, segments, valid_lens, bias):
-        W = self.weight(tokens + self.vocab_size * segments)  # (B, T, C)
-        positions = F.npx.arange_like(tokens, axis=1).astype('float32')
-        real = F.np.expand_dims(positions, 0) < F.np.expand_dims(valid_lens, 1)
-        return (W * F.np.expand_dims(real, -1)).sum(axis=1) + bias  # (B, C)

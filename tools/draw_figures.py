@@ -2,12 +2,15 @@
 import io
 import json
 import pathlib
+import re
 
 import matplotlib
 
 matplotlib.use('svg')
 import matplotlib.pyplot as plt
 from matplotlib.patches import Circle, FancyBboxPatch
+
+import word_count
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 IMG_DIR = ROOT / 'img'
@@ -301,61 +304,89 @@ def data_parallel_step():
          'One data-parallel training step on two devices')
 
 
+SECTIONS = {  # what each section builds, in the order of the chapter's toc
+    'tools': ('Tools', 'devices, Timer, Animator, tokenize, Vocab,\n'
+              'verified downloads (DATA_HUB)'),
+    'transformer-encoder': ('The Transformer\nEncoder',
+                            'masked softmax, scaled dot-product attention,\n'
+                            'multi-head attention, position-wise FFN,\n'
+                            'LayerNorm, EncoderBlock'),
+    'bert-model': ('The BERT Model', 'input representation, BERTEncoder,\n'
+                   'MaskLM, NextSentencePred, BERTModel'),
+    'bert-dataset': ('The Dataset for\nPretraining BERT',
+                     'WikiText-2, sentence pairs, packing,\n'
+                     'masking, load_data_wiki'),
+    'bert-pretraining': ('Pretraining BERT',
+                         'the loss, the multi-device step, the schedule,\n'
+                         'train_bert, held-out scores and baselines'),
+    'bert-snli': ('Fine-Tuning\non SNLI', 'load_data_snli, BERTClassifier,\n'
+                  'a bag-of-words baseline, what\npretraining bought'),
+    'bert-distributed': ('Pretraining beyond\nOne Machine\n(optional)',
+                         'a parameter-server job: workers with\n'
+                         'their own shards, checkpoints'),
+}
+
+
+def code_cells(section):
+    """The code cells of chapter_bert/section.md."""
+    markdown = (ROOT / 'chapter_bert' / f'{section}.md').read_text(
+        encoding='utf-8')
+    return re.findall(r'^```\{\.python \.input\}\n(.*?)^```', markdown,
+                      re.S | re.M)
+
+
+def saved_names(section):
+    """The functions, classes and constants a section saves into d2l."""
+    cells = [c for c in code_cells(section) if '#@save' in c]
+    return {name for c in cells
+            for name in re.findall(r'^(?:def |class )?(\w+)\b(?=[ (:=])', c,
+                                   re.M)} - {'d2l', 'import', 'from'}
+
+
+def chapter_uses():
+    """Pairs (i, j): section j's code uses a name that section i saved."""
+    order = word_count.sections()[1:]
+    saved = [saved_names(section) for section in order]
+    used = [set(re.findall(r'd2l\.(\w+)', '\n'.join(code_cells(section))))
+            for section in order]
+    return order, [(i, j) for j in range(len(order)) for i in range(j)
+                   if used[j] & saved[i]]
+
+
 def chapter_map():
-    """(e) The chapter's sections, what each builds and uses."""
-    sections = (  # title, what it builds, what it uses from earlier ones
-        ('Tools', ('devices, Timer, Animator, tokenize, Vocab,',
-                   'verified downloads (DATA_HUB)'), ()),
-        ('The Transformer\nEncoder',
-         ('masked softmax, scaled dot-product attention, multi-head',
-          'attention, position-wise FFN, LayerNorm, EncoderBlock'),
-         ('Timer (1)',)),
-        ('The BERT Model', ('input representation, BERTEncoder, MaskLM,',
-                            'NextSentencePred, BERTModel'),
-         ('EncoderBlock, LayerNorm (2)',)),
-        ('The Dataset for\nPretraining BERT',
-         ('WikiText-2, sentence pairs, packing, masking,', 'load_data_wiki'),
-         ('tokenize, Vocab, downloads (1)',)),
-        ('Pretraining BERT',
-         ('the loss, the multi-device step, the schedule, train_bert,',
-          'held-out scores and baselines, save_bert / load_bert'),
-         ('devices, Timer, Animator (1);',
-          'BERTModel (3); load_data_wiki (4)')),
-        ('Pretraining on\nSeveral Machines',
-         ('a parameter-server job: launcher, workers with their',
-          'own shards, checkpoints, scripts/pretrain.py'),
-         ('train_step, PretrainingLoss (5);', 'load_data_wiki (4)')),
-        ('Fine-Tuning\non SNLI',
-         ('load_data_snli, BERTClassifier, a bag-of-words baseline,',
-          'what pretraining bought, measured on SNLI test'),
-         ('pretrained_bert, small_bert, learning_rate (5);',
-          'index_sentences, pad_pairs (4)')))
-    fig, ax = canvas(700, 730)
-    left, width, height, pitch = 70, 560, 78, 100
-    for i, (title, builds, uses) in enumerate(sections):
-        y = 12 + i * pitch
-        box(ax, left, y, width, height, fill=(BLUE, PURPLE, ORANGE, GREEN,
-                                              YELLOW, PAD, 'white')[i])
-        label(ax, left + 12, y + height / 2, f'{i + 1}', 20 * PX,
+    """(e) The chapter's sections, what each builds, arrows for what each uses."""
+    order, uses = chapter_uses()
+    assert set(order) == set(SECTIONS), 'SECTIONS must follow the toc'
+    left, width, height, pitch = 60, 540, 78, 100
+    fig, ax = canvas(720, 40 + len(order) * pitch)
+    fills = (BLUE, PURPLE, ORANGE, GREEN, YELLOW, 'white', PAD)
+    ys = [12 + i * pitch for i in range(len(order))]
+    for i, section in enumerate(order):
+        title, builds = SECTIONS[section]
+        box(ax, left, ys[i], width, height, fill=fills[i],
+            dashed=section == 'bert-distributed')
+        label(ax, left + 12, ys[i] + height / 2, f'{i + 1}', 20 * PX,
               weight='bold', ha='left')
-        label(ax, left + 38, y + height / 2, title, TEXT, weight='bold',
+        label(ax, left + 38, ys[i] + height / 2, title, TEXT, weight='bold',
               ha='left')
-        body = 'Builds: ' + '\n'.join(builds)
-        if uses:
-            body += '\nUses: ' + '\n'.join(uses)
-        label(ax, left + 178, y + height / 2, body, SMALL, ha='left')
-    ys = [12 + i * pitch for i in range(7)]
-    for a, b in ((0, 1), (1, 2), (3, 4), (4, 5)):
-        arrow(ax, [(left + 100, ys[a] + height), (left + 100, ys[b])])
-    for b, x, dy in ((3, 46, 52), (4, 24, 26)):  # Tools to sections 4, 5
-        arrow(ax, [(left, ys[0] + dy), (x, ys[0] + dy), (x, ys[b] + 39),
-                   (left, ys[b] + 39)])
-    arrow(ax, [(left + width, ys[2] + height / 2), (676, ys[2] + height / 2),
-               (676, ys[4] + height / 2), (left + width, ys[4] + height / 2)])
-    arrow(ax, [(left + width, ys[4] + height / 2 + 10), (690, ys[4] + height / 2 + 10),
-               (690, ys[6] + height / 2), (left + width, ys[6] + height / 2)])
-    label(ax, 350, 712, 'An arrow from one section to another: the later '
-          'section uses what the earlier one builds.', SMALL, GREY)
+        label(ax, left + 200, ys[i] + height / 2, 'Builds: ' + builds, SMALL,
+              ha='left')
+    far = sorted((p for p in uses if p[1] > p[0] + 1),
+                 key=lambda p: (p[1] - p[0], p[0]))
+    outs = {i: [p for p in far if p[0] == i] for i in range(len(order))}
+    ins = {j: [p for p in far if p[1] == j] for j in range(len(order))}
+    for i, j in uses:
+        if j == i + 1:  # the next section: straight down
+            arrow(ax, [(left + 100, ys[i] + height), (left + 100, ys[j])])
+            continue
+        lane = left + width + 12 + 11 * far.index((i, j))
+        y0 = ys[i] + 10 + 9 * outs[i].index((i, j))
+        y1 = ys[j] + height - 10 - 12 * ins[j].index((i, j))
+        arrow(ax, [(left + width, y0), (lane, y0), (lane, y1),
+                   (left + width, y1)])
+    label(ax, 360, 22 + len(order) * pitch, 'An arrow from one section to '
+          'another: the later section uses what the earlier one saved in '
+          'd2l.', SMALL, GREY)
     save(fig, 'chapter-map.svg', "Map of the chapter's sections")
 
 
@@ -469,12 +500,9 @@ def snli_comparison():
     save(fig, 'snli-comparison.svg', 'SNLI test accuracy of each classifier')
 
 
+FIGURES = (bert_input, encoder_block, pretraining_example, data_parallel_step,
+           chapter_map, parameter_server, bert_finetuning, snli_comparison)
+
 if __name__ == '__main__':
-    bert_input()
-    encoder_block()
-    pretraining_example()
-    data_parallel_step()
-    chapter_map()
-    parameter_server()
-    bert_finetuning()
-    snli_comparison()
+    for draw in FIGURES:
+        draw()

@@ -24,6 +24,8 @@ source tools/env.sh
 export D2L_PRETRAIN_STEPS=200
 echo "Linting all Python files with ruff ..."
 ruff check .
+echo "Words of prose in the chapter (code cells and display equations left out):"
+python tools/word_count.py
 
 # Build the book from a copy of the sources so that your _build/ is untouched.
 work=$(mktemp -d)
