@@ -9,6 +9,10 @@ process, this times
 * multi-head self-attention with 2 heads: the chapter's per-head layout
   (``d2l.MultiHeadAttention``) and the common layout that projects all heads
   at once and folds them into the batch with reshapes and transposes;
+* the masked softmax of one head's attention scores, (512, 64, 64), with
+  its mask built from ``valid_lens`` in the pass: a mask of shape (B, 1, K)
+  that broadcasts over the queries against the chapter's mask of the full
+  shape (B, T, K) (``d2l.masked_softmax`` with ``d2l.padding_mask``);
 * putting the outputs of 2 heads, (512, 64, 64) each, side by side:
   ``np.concatenate`` along the last axis against stacking them on a new axis
   and merging it with the features (the chapter's);
@@ -54,11 +58,11 @@ class FoldedHeadsAttention(nn.HybridBlock):
         X = F.npx.reshape(X, (-2, -2, self.num_heads, -1))
         return F.npx.reshape(F.np.transpose(X, (0, 2, 1, 3)), (-5, -2, -2))
 
-    def hybrid_forward(self, F, queries, keys, values, valid_lens):
+    def hybrid_forward(self, F, queries, keys, values, mask):
         Q, K, V = (self.fold(F, W(X)) for W, X in (
             (self.W_q, queries), (self.W_k, keys), (self.W_v, values)))
-        lens = F.np.repeat(valid_lens, self.num_heads, axis=0)
-        out = self.attention(Q, K, V, lens)                    # (B*h, T, d)
+        mask = F.np.repeat(mask, self.num_heads, axis=0)       # (B*h, T, K)
+        out = self.attention(Q, K, V, mask)                    # (B*h, T, d)
         out = F.npx.reshape(out, (-6, -1, self.num_heads, -2, -2))
         out = F.np.transpose(out, (0, 2, 1, 3))                # (B, T, h, d)
         return self.W_o(F.npx.reshape(out, (-2, -2, -5)))      # (B, T, H)
@@ -71,7 +75,23 @@ class SelfAttention(nn.HybridBlock):
         self.attention = attention
 
     def hybrid_forward(self, F, X, valid_lens):
-        return self.attention(X, X, X, valid_lens)
+        return self.attention(X, X, X, d2l.padding_mask(F, valid_lens, X))
+
+
+class MaskedSoftmax(nn.HybridBlock):
+    """Masked softmax of scores (B, T, K), its mask built from valid_lens."""
+    def __init__(self, full_mask):
+        super().__init__()
+        self.full_mask = full_mask
+
+    def hybrid_forward(self, F, scores, valid_lens):
+        if self.full_mask:  # the chapter's: mask (B, T, K)
+            mask = d2l.padding_mask(F, valid_lens, scores)
+            return d2l.masked_softmax(F, scores, mask)
+        key_index = F.npx.arange_like(scores, axis=-1).astype('float32')  # (K,)
+        lens = F.np.reshape(valid_lens.astype('float32'), (-1, 1, 1))    # (B, 1, 1)
+        mask = (key_index < lens).astype('float32')                      # (B, 1, K)
+        return F.npx.softmax(scores - 1e6 * (1 - mask))
 
 
 class SideBySide(nn.HybridBlock):
@@ -129,6 +149,13 @@ def head_outputs():
     return outputs
 
 
+def attention_scores():
+    """One head's attention scores for a pretraining batch, with gradients."""
+    scores = np.random.normal(size=(B, T, T))
+    scores.attach_grad()
+    return scores
+
+
 def mlm_inputs(vocab_size):
     """Scores, labels and weights of the 10 prediction slots of 512 pairs."""
     scores = np.random.normal(scale=3, size=(B * 10, vocab_size))
@@ -155,6 +182,10 @@ def main():
             'per-head (chapter)': SelfAttention(d2l.MultiHeadAttention(H, HEADS, 0.1)),
             'folded heads': SelfAttention(FoldedHeadsAttention(H, HEADS, 0.1))},
             [X, valid_lens], args.rounds)),
+        'masked softmax of attention scores': (compare({
+            'mask (B, 1, K), broadcast': MaskedSoftmax(False),
+            'mask (B, T, K) (chapter)': MaskedSoftmax(True)},
+            [attention_scores(), valid_lens], args.rounds)),
         'two heads side by side': (compare({
             'np.concatenate': SideBySide(False),
             'stack and merge (chapter)': SideBySide(True)},
