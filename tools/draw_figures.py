@@ -111,20 +111,8 @@ def segment_brackets(ax, spans, x0, pitch, w, ys, text_y):
         label(ax, (left + right) / 2, text_y, text, SMALL, GREY)
 
 
-def bert_input():
-    """(a) A sentence pair as the sum of three embeddings per token."""
-    tokens = ['<cls>', 'a', 'crane', 'driver', 'came', '<sep>', 'he',
-              'just', 'left', '<sep>']
-    segments = [0] * 6 + [1] * 4
-    fig, ax = canvas(700, 372)
-    x0, pitch, w = 118, 56, 50
-    rows = {'Tokens': 48, 'Token\nembeddings': 102, 'Segment\nembeddings': 164,
-            'Position\nembeddings': 226}
-    for name, y in rows.items():
-        label(ax, 8, y + 16, name, ha='left', weight='bold')
-    segment_brackets(ax, (('first sentence: segment 0', 0, 5),
-                          ('second sentence: segment 1', 6, 9)),
-                     x0, pitch, w, (34, 28), 16)
+def embedding_columns(ax, tokens, segments, x0, pitch, w):
+    """Each token's box above its token, segment and position embeddings."""
     for i, (token, segment) in enumerate(zip(tokens, segments)):
         x, cx = x0 + i * pitch, x0 + i * pitch + w / 2
         box(ax, x, 48, w, 32, token)
@@ -134,12 +122,44 @@ def bert_input():
         box(ax, x, 226, w, 32, f'$E_{{{i}}}$', GREEN, size=14 * PX)
         for y in (149, 211):
             label(ax, cx, y, '+', BIG, weight='bold')
-        arrow(ax, [(cx, 262), (cx, 300)])
-    label(ax, 8, 316, 'Sum', ha='left', weight='bold')
-    box(ax, x0, 300, 9 * pitch + w, 48,
-        'input of the Transformer encoder blocks: one vector of num_hiddens '
-        'features\nper token, shape (batch_size, 10, num_hiddens); all three '
-        'embeddings are learned', size=SMALL)
+
+
+def row_steps(ax, steps, x0, pitch, w, count):
+    """Full-width boxes (name, text, fill, top, height), an arrow per column."""
+    width, bottom = (count - 1) * pitch + w, 262
+    for name, text, fill, top, height in steps:
+        for i in range(count):
+            cx = x0 + i * pitch + w / 2
+            arrow(ax, [(cx, bottom), (cx, top)])
+        label(ax, 8, top + height / 2, name, ha='left', weight='bold')
+        box(ax, x0, top, width, height, text, fill, SMALL)
+        bottom = top + height
+
+
+def bert_input():
+    """(a) A sentence pair as the normalized sum of three embeddings per token."""
+    tokens = ['<cls>', 'a', 'crane', 'driver', 'came', '<sep>', 'he',
+              'just', 'left', '<sep>']
+    segments = [0] * 6 + [1] * 4
+    fig, ax = canvas(700, 436)
+    x0, pitch, w = 118, 56, 50
+    rows = {'Tokens': 48, 'Token\nembeddings': 102, 'Segment\nembeddings': 164,
+            'Position\nembeddings': 226}
+    for name, y in rows.items():
+        label(ax, 8, y + 16, name, ha='left', weight='bold')
+    segment_brackets(ax, (('first sentence: segment 0', 0, 5),
+                          ('second sentence: segment 1', 6, 9)),
+                     x0, pitch, w, (34, 28), 16)
+    embedding_columns(ax, tokens, segments, x0, pitch, w)
+    steps = (('Layer norm', "each token's sum, normalized over its num_hiddens "
+              'features, then a learned scale and shift', GREEN, 290, 26),
+             ('Dropout', 'in training only: features zeroed with probability '
+              'dropout, the rest scaled by 1 / (1 − dropout)', 'white', 334, 26),
+             ('Encoder\ninput', 'input of the Transformer encoder blocks: one '
+              'vector of num_hiddens features\nper token, shape (batch_size, '
+              '10, num_hiddens); all three embeddings are learned', 'white',
+              378, 46))
+    row_steps(ax, steps, x0, pitch, w, len(tokens))
     save(fig, 'bert-input-embeddings.svg', "BERT's input representation of a pair")
 
 
