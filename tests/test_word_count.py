@@ -19,3 +19,12 @@ def test_sections_follow_the_chapters_toc():
     names = word_count.sections()
     assert names[0] == 'index' and 'bert-pretraining' in names
     assert word_count.OPTIONAL <= set(names)
+
+
+def test_the_main_path_keeps_to_its_budget():
+    # the chapter's main path (every section but the optional one) is at most
+    # 11,000 words of prose; see tools/word_count.py
+    counts = word_count.section_counts()
+    main_path = sum(w for name, w in counts.items()
+                    if name not in word_count.OPTIONAL)
+    assert 1000 < main_path <= 11_000, main_path

@@ -36,9 +36,14 @@ def count_words(text):
     return sum(1 for token in text.split() if re.search(r'\w', token))
 
 
-def main():
-    counts = {name: count_words(prose((CHAPTER / f'{name}.md').read_text(
+def section_counts():
+    """The words of prose of each section, in reading order."""
+    return {name: count_words(prose((CHAPTER / f'{name}.md').read_text(
         encoding='utf-8'))) for name in sections()}
+
+
+def main():
+    counts = section_counts()
     for name, words in counts.items():
         print(f'{name:24} {words:6,}' + ('  (optional)' if name in OPTIONAL
                                          else ''))
