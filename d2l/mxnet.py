@@ -383,6 +383,7 @@ class BERTEncoder(nn.HybridBlock):
     """BERT's encoder: embeddings of tokens, segments and positions, blocks.
 
     Defined in :numref:`sec_bert-model`"""
+    # max_len: the number of positions that have a learned embedding
     def __init__(self, vocab_size, num_hiddens, ffn_num_hiddens, num_heads,
                  num_layers, dropout, max_len=512):
         super().__init__()
@@ -484,6 +485,7 @@ class BERTModel(nn.HybridBlock):
     """BERT's encoder with its masked LM and next sentence prediction heads.
 
     Defined in :numref:`sec_bert-model`"""
+    # config keeps these arguments, to build the same network again
     def __init__(self, vocab_size, num_hiddens, ffn_num_hiddens, num_heads,
                  num_layers, dropout, max_len=512):
         super().__init__()
