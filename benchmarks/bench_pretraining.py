@@ -138,15 +138,19 @@ def worker(data_dir, steps, warmup, seed, ours, packed, dropout, vocab_size,
 def profile_step(step, batch):
     """Milliseconds of each operator in one step, largest first."""
     import mxnet as mx
-    mx.profiler.set_config(profile_all=True, aggregate_stats=True,
-                           filename=os.devnull)
-    mx.profiler.set_state('run')
-    tic = time.perf_counter()
-    step(batch)
-    mx.nd.waitall()
-    seconds = time.perf_counter() - tic
-    mx.profiler.set_state('stop')
-    ops = json.loads(mx.profiler.dumps(format='json'))['Time']['operator']
+    with tempfile.TemporaryDirectory() as folder:
+        # MXNet replaces its trace file: never point it at /dev/null, which
+        # a process run as root would turn into a regular file
+        mx.profiler.set_config(profile_all=True, aggregate_stats=True,
+                               filename=os.path.join(folder, 'trace.json'))
+        mx.profiler.set_state('run')
+        tic = time.perf_counter()
+        step(batch)
+        mx.nd.waitall()
+        seconds = time.perf_counter() - tic
+        mx.profiler.set_state('stop')
+        stats = mx.profiler.dumps(format='json')
+    ops = json.loads(stats)['Time']['operator']
     ops = sorted(((name, v['Total']) for name, v in ops.items()),
                  key=lambda x: -x[1])
     return {'ms_step': seconds * 1e3, 'ops': ops, 'num_pairs': count_pairs(batch)}
