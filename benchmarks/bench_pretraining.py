@@ -10,7 +10,7 @@ on all devices (the CPU here):
 * ours: the library's ``train_step`` on the hybridized ``PretrainingLoss``
   with its ``CrossEntropyLoss``, reading each step's losses right after it,
   as ``train_bert`` does, on batches of its ``WikiTextLoader``: once packed
-  (half as many rows of twice the length, as ``load_data_wiki(...,
+  (two thirds as many rows, 1.5 times as long, as ``load_data_wiki(...,
   packed=True)`` gives them) and once one pair per row; and once more packed
   without dropout, as the chapter's recipe (``d2l.PRETRAINING``) trains;
 * d2l 0.17.6: its ``_get_batch_loss_bert`` in the loop of its pretraining
@@ -50,6 +50,8 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from common import (BATCH_SIZE, CONFIG, MAX_LEN, default_text,  # noqa: E402
                     our_train_step, peak_mb, run_worker, seed_all, wiki_dataset,
                     write_train_file)
+
+ROW_LEN = 3 * MAX_LEN // 2  # of the packed rows WikiTextLoader makes
 
 
 def endless(loader):
@@ -244,7 +246,7 @@ def main():
                 for v in args.vocab_size for t in args.threads]
     print(f'text: {" + ".join(str(p) for p in texts)}; {args.warmup} warm-up '
           f'+ {args.steps} timed steps of {BATCH_SIZE} x {MAX_LEN} positions '
-          f'(packed: {BATCH_SIZE // 2} rows of {2 * MAX_LEN}), '
+          f'(packed: {BATCH_SIZE * MAX_LEN // ROW_LEN} rows of {ROW_LEN}), '
           f'{os.cpu_count()} CPUs')
     with tempfile.TemporaryDirectory() as data_dir:
         write_train_file(texts, data_dir)

@@ -754,8 +754,10 @@ class WikiTextLoader:
     def __init__(self, dataset, batch_size, train, packed=False):
         """Defined in :numref:`sec_bert-dataset`"""
         self.dataset, self.train, self.packed = dataset, train, packed
-        # packed rows are twice as long: half as many give as many positions
-        self.batch_size = max(1, batch_size // 2) if packed else batch_size
+        max_len = dataset.max_len  # packed: rows of 1.5 max_len (see below)
+        self.row_len = 3 * max_len // 2 if packed else max_len
+        # fewer, longer rows: about as many positions as batch_size pairs
+        self.batch_size = max(1, batch_size * max_len // self.row_len)
         self.num_epochs, self.drawn = 0, None
 
     def rows(self):
@@ -763,7 +765,7 @@ class WikiTextLoader:
         if self.drawn is not self.dataset.arrays:  # lay out each draw once
             self.drawn = self.dataset.arrays
             self.laid_out = (pack_examples(self.drawn, self.dataset.vocab,
-                                           2 * self.dataset.max_len)
+                                           self.row_len)
                              if self.packed else self.drawn)
         return self.laid_out
 

@@ -42,7 +42,8 @@ def parse_args(argv=None):
     parser.add_argument('--batch-size', type=int,
                         default=recipe['batch_size'],
                         help='rows of --max-len positions per step, over all '
-                        'workers (packed: half as many rows, twice as long)')
+                        'workers (packed: about as many positions, in rows '
+                        '1.5 times as long)')
     parser.add_argument('--packed', action=argparse.BooleanOptionalAction,
                         default=recipe['packed'],
                         help='several pairs per row (the recipe), or one')
