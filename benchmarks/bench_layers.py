@@ -16,10 +16,12 @@ process, this times
 * putting the outputs of 2 heads, (512, 64, 64) each, side by side:
   ``np.concatenate`` along the last axis against stacking them on a new axis
   and merging it with the features (the chapter's);
-* the MLM cross-entropy of 5,120 prediction slots (10 for each of 512 pairs)
-  over a vocabulary of ``--vocab-size`` tokens: Gluon's ``SoftmaxCELoss``, the
+* the MLM output layer and cross-entropy of 5,120 prediction slots (10 for
+  each of 512 pairs) over a vocabulary of ``--vocab-size`` tokens, the scores
+  computed in the graph as in a training step: Gluon's ``SoftmaxCELoss``, the
   chapter's ``CrossEntropyLoss`` through ``log_softmax`` and through
-  ``softmax`` (its default).
+  ``softmax`` with an output type (its default), and the same through
+  ``softmax`` without one.
 
 Each layer is hybridized with static memory; rounds alternate between the
 variants, and the fastest pass of each is reported with its ratio to the
@@ -108,13 +110,26 @@ class SideBySide(nn.HybridBlock):
         return out.sum()
 
 
-class SummedLoss(nn.HybridBlock):
-    """The weighted sum of a loss over all rows."""
-    def __init__(self, loss):
+class SoftmaxCE(gluon.loss.Loss):
+    """-log softmax(scores)[y], the softmax without an output type."""
+    def __init__(self):
+        super().__init__(weight=None, batch_axis=0)
+
+    def hybrid_forward(self, F, scores, labels, sample_weight):
+        probs = F.npx.softmax(scores)                             # (N, C)
+        ce = -F.np.log(F.npx.pick(probs, labels) + 1e-30)         # (N,)
+        return ce * sample_weight.reshape(-1)
+
+
+class DecodedLoss(nn.HybridBlock):
+    """The weighted sum of a loss over the scores of an output layer."""
+    def __init__(self, vocab_size, loss):
         super().__init__()
+        self.decoder = nn.Dense(vocab_size)
         self.loss = loss
 
-    def hybrid_forward(self, F, scores, labels, weights):
+    def hybrid_forward(self, F, X, labels, weights):
+        scores = self.decoder(X)                        # (N, V), not a leaf
         return self.loss(scores, labels, weights.reshape(-1, 1)).sum()
 
 
@@ -157,12 +172,12 @@ def attention_scores():
 
 
 def mlm_inputs(vocab_size):
-    """Scores, labels and weights of the 10 prediction slots of 512 pairs."""
-    scores = np.random.normal(scale=3, size=(B * 10, vocab_size))
-    scores.attach_grad()
+    """Features, labels and weights of the 10 prediction slots of 512 pairs."""
+    X = np.random.normal(size=(B * 10, H))
+    X.attach_grad()
     labels = np.random.randint(0, vocab_size, size=(B * 10,))
     weights = (np.random.uniform(size=(B * 10,)) < 0.7).astype('float32')
-    return [scores, labels, weights]
+    return [X, labels, weights]
 
 
 def main():
@@ -170,6 +185,7 @@ def main():
     parser.add_argument('--rounds', type=int, default=10)
     parser.add_argument('--vocab-size', type=int, default=6827)
     args = parser.parse_args()
+    V = args.vocab_size
     X = np.random.normal(size=(B, T, H))
     X.attach_grad()
     valid_lens = np.random.randint(8, T + 1, size=(B,)).astype('float32')
@@ -190,11 +206,12 @@ def main():
             'np.concatenate': SideBySide(False),
             'stack and merge (chapter)': SideBySide(True)},
             head_outputs(), args.rounds)),
-        f'MLM cross-entropy, vocabulary {args.vocab_size}': (compare({
-            'gluon.loss.SoftmaxCELoss': SummedLoss(gluon.loss.SoftmaxCELoss()),
-            'by log_softmax': SummedLoss(d2l.CrossEntropyLoss(by_softmax=False)),
-            'by softmax (chapter)': SummedLoss(d2l.CrossEntropyLoss())},
-            mlm_inputs(args.vocab_size), args.rounds))}
+        f'MLM output layer and cross-entropy, vocabulary {V}': (compare({
+            'gluon.loss.SoftmaxCELoss': DecodedLoss(V, gluon.loss.SoftmaxCELoss()),
+            'by log_softmax': DecodedLoss(V, d2l.CrossEntropyLoss(by_softmax=False)),
+            'by softmax, no dtype': DecodedLoss(V, SoftmaxCE()),
+            'by softmax (chapter)': DecodedLoss(V, d2l.CrossEntropyLoss())},
+            mlm_inputs(V), args.rounds))}
     print(f'OMP_NUM_THREADS={os.environ.get("OMP_NUM_THREADS", "unset")}, '
           f'batch ({B}, {T}, {H}), fastest of {args.rounds} forward+backward passes')
     for group, best in groups.items():

@@ -827,7 +827,9 @@ class CrossEntropyLoss(gluon.loss.Loss):
     def hybrid_forward(self, F, scores, labels, sample_weight=None):
         # scores: (N, C); labels: (N,); sample_weight: (N, 1)
         if self.by_softmax:  # -log p(y), with a fast backward pass on CPUs
-            probs = F.npx.softmax(scores)                         # (N, C)
+            # dtype: MXNet 1.9's oneDNN backward would allocate an (N, C)
+            # buffer in every step; the generic kernel writes in place
+            probs = F.npx.softmax(scores, dtype='float32')        # (N, C)
             ce = -F.np.log(F.npx.pick(probs, labels) + 1e-30)     # (N,)
         else:                # -log p(y) computed as log_softmax(scores)[y]
             ce = -F.npx.pick(F.npx.log_softmax(scores), labels)   # (N,)
