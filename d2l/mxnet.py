@@ -829,6 +829,7 @@ class CrossEntropyLoss(gluon.loss.Loss):
         if self.by_softmax:  # -log p(y), with a fast backward pass on CPUs
             # dtype: MXNet 1.9's oneDNN backward would allocate an (N, C)
             # buffer in every step; the generic kernel writes in place
+            # (and gives float32 probabilities for scores of any type)
             probs = F.npx.softmax(scores, dtype='float32')        # (N, C)
             ce = -F.np.log(F.npx.pick(probs, labels) + 1e-30)     # (N,)
         else:                # -log p(y) computed as log_softmax(scores)[y]
